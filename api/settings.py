@@ -1,0 +1,70 @@
+"""Every setting of the platform, read from the environment (prefix CRM_)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM_", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite:///./crm.db",
+        description="postgresql://user@host:port/db for PostgreSQL; unset means the SQLite file ./crm.db",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Key for the national-ID HMAC. Unset: read (or create) the file named by CRM_SECRET_KEY_FILE",
+    )
+    secret_key_file: Path = Field(
+        default=Path("./crm-secret.key"),
+        description="File holding the HMAC key when CRM_SECRET_KEY is unset (created 0600 on first use)",
+    )
+    log_format: str = Field(
+        default="auto", description="json | console | auto (console on a terminal)"
+    )
+    log_level: str = Field(default="INFO")
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body accepted (413 above)")
+    max_batch_events: int = Field(default=1000, description="Most events in one POST /v1/events")
+    ingest_batch_events: int = Field(default=1000, description="Events per transaction in `crm ingest`")
+    read_wait_seconds: float = Field(default=5.0, description="Longest a read waits for min_position")
+    projection_poll_seconds: float = Field(default=0.05, description="How often projections poll for new events")
+    db_pool_size: int = Field(default=8, description="PostgreSQL connections per process for views")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> str:
+        if self.is_postgres:
+            raise ValueError("not an SQLite database URL")
+        return self.database_url.removeprefix("sqlite:///")
+
+    @property
+    def postgres_parts(self) -> dict[str, str]:
+        url = urlsplit(self.database_url)
+        return {
+            "host": url.hostname or "127.0.0.1",
+            "port": str(url.port or 5432),
+            "user": unquote(url.username or "postgres"),
+            "password": unquote(url.password or ""),
+            "dbname": url.path.lstrip("/") or "postgres",
+        }
+
+    @cached_property
+    def national_id_key(self) -> bytes:
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.secret_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()

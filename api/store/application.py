@@ -1,0 +1,47 @@
+"""The one eventsourcing Application that owns the log (stored in `crm_events`)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+
+from api.settings import Settings
+
+POSTGRES_RECORDER = "api.store.recorders:PostgresCrmRecorder"
+SQLITE_RECORDER = "api.store.recorders:SQLiteCrmRecorder"
+
+
+class CrmApplication(Application[UUID]):
+    # The name is schema: it names the PostgreSQL table `crm_events`.
+    name = "crm"
+
+
+def eventsourcing_env(settings: Settings) -> dict[str, Any]:
+    """The library's environment for the configured backend (tables come from migrations)."""
+    env: dict[str, Any] = {"CREATE_TABLE": "n"}
+    if settings.is_postgres:
+        parts = settings.postgres_parts
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=parts["dbname"],
+            POSTGRES_HOST=parts["host"],
+            POSTGRES_PORT=parts["port"],
+            POSTGRES_USER=parts["user"],
+            POSTGRES_PASSWORD=parts["password"],
+            POSTGRES_POOL_SIZE="4",
+            POSTGRES_MAX_OVERFLOW="8",
+            POSTGRES_CONNECT_TIMEOUT="10",
+            POSTGRES_LOCK_TIMEOUT="10",
+            POSTGRES_PRE_PING="y",
+            APPLICATION_RECORDER_TOPIC=POSTGRES_RECORDER,
+        )
+    else:
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=settings.sqlite_path,
+            SQLITE_LOCK_TIMEOUT="30",
+            APPLICATION_RECORDER_TOPIC=SQLITE_RECORDER,
+        )
+    return env

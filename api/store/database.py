@@ -1,0 +1,151 @@
+"""Connections for the platform's own tables (event log index, keys, views).
+
+One small interface over psycopg (PostgreSQL) and sqlite3 (SQLite): SQL is
+written once with `%s` placeholders and rows come back as dicts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or is too busy; the caller may retry later."""
+
+
+class Cursor:
+    """A cursor that speaks `%s` placeholders on both backends."""
+
+    def __init__(self, raw: Any, sqlite: bool) -> None:
+        self.raw = raw
+        self.sqlite = sqlite
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self.sqlite else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self.raw.execute(self._sql(sql), params)
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(self._sql(sql), rows)
+
+    def fetchone(self) -> dict[str, Any] | None:
+        row = self.raw.fetchone()
+        return None if row is None else dict(row)
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.raw.fetchall()]
+
+    @property
+    def rowcount(self) -> int:
+        return int(self.raw.rowcount)
+
+
+class Database:
+    backend: str
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """SQL for `column IN (...)` over `values` on this backend."""
+        return "(" + ",".join(["%s"] * len(values)) + ")", list(values)
+
+
+class PostgresDatabase(Database):
+    backend = "postgresql"
+
+    def __init__(self, conninfo: str, max_size: int = 8) -> None:
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=10,
+            kwargs={"row_factory": dict_row, "autocommit": False},
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=0,
+        )
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def _open(self) -> None:
+        with self._lock:
+            if not self._opened:
+                self.pool.open(wait=False)
+                self._opened = True
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        self._open()
+        try:
+            with self.pool.connection() as conn, conn.cursor() as raw:
+                yield Cursor(raw, sqlite=False)
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise DatabaseUnavailable(str(error).splitlines()[0]) from error
+
+    def close(self) -> None:
+        if self._opened:
+            self.pool.close()
+
+
+class SQLiteDatabase(Database):
+    backend = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise DatabaseUnavailable(str(error)) from error
+        raw = conn.cursor()
+        try:
+            yield Cursor(raw, sqlite=True)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+        finally:
+            raw.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,249 @@
+"""The one write path: validate, deduplicate by event_id, apply the rules, save atomically.
+
+HTTP posts, `crm ingest` and `crm demo` all come through `Ingestor.ingest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import orjson
+import structlog
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from api.store.application import CrmApplication
+from api.store.database import Database
+from domain.catalogue import FieldProblem, InvalidEvent, ValidEvent, parse_envelope
+from domain.errors import Conflict, DomainError, RuleViolated
+from domain.handling import Decider, fact_fields, stored_data
+
+log = structlog.get_logger("crm.ingest")
+
+MAX_SAVE_ATTEMPTS = 5
+
+
+@dataclass
+class Outcome:
+    index: int
+    event_id: str | None
+    status: str  # stored | duplicate | rejected
+    position: int | None = None
+    error: DomainError | None = None
+    same_as: int | None = None  # index of the earlier copy of this event in the batch
+
+
+@dataclass
+class Problem:
+    index: int
+    event_id: str | None
+    field: str
+    message: str
+    code: str
+
+
+class BatchRejected(Exception):
+    """An atomic batch had a bad event: nothing was stored."""
+
+    def __init__(self, code: str, message: str, problems: list[Problem], status: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.problems = problems
+        self.status = status
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def position(self) -> int | None:
+        positions = [o.position for o in self.outcomes if o.position is not None]
+        return max(positions) if positions else None
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+@dataclass
+class _Candidate:
+    index: int
+    event: ValidEvent
+    content_hash: bytes
+
+
+class UnitOfWork:
+    """Aggregates touched by one batch, loaded once from the repository."""
+
+    def __init__(self, app: CrmApplication) -> None:
+        self.app = app
+        self.loaded: dict[UUID, Aggregate | None] = {}
+
+    def find(self, cls: type[Any], aggregate_id: UUID) -> Any:
+        if aggregate_id not in self.loaded:
+            try:
+                self.loaded[aggregate_id] = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                self.loaded[aggregate_id] = None
+        found = self.loaded[aggregate_id]
+        if found is not None and not isinstance(found, cls):
+            raise RuleViolated(
+                f"{aggregate_id} is already the id of a {type(found).__name__.lower()}",
+                code="id_in_use",
+            )
+        return found
+
+    def add(self, aggregate: Aggregate) -> None:
+        self.loaded[aggregate.id] = aggregate
+
+    def changed(self) -> list[Aggregate]:
+        return [a for a in self.loaded.values() if a is not None and a.pending_events]
+
+
+def content_hash(event: ValidEvent, national_id_key: bytes) -> bytes:
+    fields = fact_fields(event, stored_data(event, national_id_key))
+    fields["type"] = event.type
+    del fields["event_id"]
+    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+class Ingestor:
+    def __init__(self, app: CrmApplication, db: Database, national_id_key: bytes) -> None:
+        self.app = app
+        self.db = db
+        self.national_id_key = national_id_key
+
+    def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
+        """Stores what is new; in an atomic batch any problem rejects all of it."""
+        report = Report([Outcome(i, _raw_event_id(raw), "pending") for i, raw in enumerate(raw_events)])
+        candidates = self._validate(raw_events, report, atomic)
+        for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
+            fresh = self._drop_known(candidates, report, atomic)
+            try:
+                self._decide_and_save(fresh, report, atomic)
+                break
+            except IntegrityError:
+                # Another writer stored one of these events or aggregates first: look again.
+                if attempt == MAX_SAVE_ATTEMPTS:
+                    raise
+                log.info("ingest.retry", attempt=attempt)
+        for outcome in report.outcomes:
+            if outcome.same_as is not None:
+                first = report.outcomes[outcome.same_as]
+                outcome.position = first.position
+                if first.status == "rejected":
+                    outcome.status, outcome.error = "rejected", first.error
+        log.info(
+            "ingest.batch",
+            events=len(raw_events),
+            stored=report.count("stored"),
+            duplicates=report.count("duplicate"),
+            rejected=report.count("rejected"),
+            position=report.position,
+        )
+        return report
+
+    def _validate(self, raw_events: list[Any], report: Report, atomic: bool) -> list[_Candidate]:
+        candidates: list[_Candidate] = []
+        problems: list[Problem] = []
+        for index, raw in enumerate(raw_events):
+            try:
+                event = parse_envelope(raw)
+            except InvalidEvent as error:
+                report.outcomes[index].status = "rejected"
+                report.outcomes[index].error = error
+                problems += [_problem(index, error.event_id, p, error.code) for p in error.problems]
+                continue
+            candidates.append(_Candidate(index, event, content_hash(event, self.national_id_key)))
+        if atomic and problems:
+            raise BatchRejected("invalid_event", problems[0].message, problems)
+        return candidates
+
+    def _drop_known(self, candidates: list[_Candidate], report: Report, atomic: bool) -> list[_Candidate]:
+        """Marks duplicates (same id, same content) and conflicts (same id, other content)."""
+        known = self._stored_hashes([str(c.event.event_id) for c in candidates])
+        fresh: list[_Candidate] = []
+        seen: dict[str, _Candidate] = {}
+        conflicts: list[Problem] = []
+        for candidate in candidates:
+            outcome = report.outcomes[candidate.index]
+            event_id = str(candidate.event.event_id)
+            if event_id in known:
+                stored_hash, position = known[event_id]
+                if stored_hash == candidate.content_hash:
+                    outcome.status, outcome.position = "duplicate", position
+                    continue
+            elif event_id in seen:
+                stored_hash = seen[event_id].content_hash
+                if stored_hash == candidate.content_hash:
+                    outcome.status, outcome.same_as = "duplicate", seen[event_id].index
+                    continue
+            else:
+                seen[event_id] = candidate
+                fresh.append(candidate)
+                continue
+            error = Conflict(f"event {event_id} was already posted with different content", field="event_id")
+            outcome.status, outcome.error = "rejected", error
+            conflicts.append(Problem(candidate.index, event_id, "event_id", error.message, error.code))
+        if atomic and conflicts:
+            raise BatchRejected(Conflict.code, conflicts[0].message, conflicts, status=409)
+        return fresh
+
+    def _stored_hashes(self, event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
+        known: dict[str, tuple[bytes, int]] = {}
+        with self.db.transaction() as cur:
+            for start in range(0, len(event_ids), 500):
+                chunk = event_ids[start : start + 500]
+                placeholders, params = self.db.in_list(chunk)
+                cur.execute(
+                    f"SELECT event_id, content_hash, position FROM crm_event_log WHERE event_id IN {placeholders}",
+                    params,
+                )
+                for row in cur.fetchall():
+                    known[str(row["event_id"])] = (bytes(row["content_hash"]), row["position"])
+        return known
+
+    def _decide_and_save(self, fresh: list[_Candidate], report: Report, atomic: bool) -> None:
+        uow = UnitOfWork(self.app)
+        decider = Decider(uow, self.national_id_key)
+        accepted: list[_Candidate] = []
+        for candidate in fresh:
+            try:
+                decider.handle(candidate.event)
+            except DomainError as error:
+                if atomic:
+                    problem = _problem(candidate.index, str(candidate.event.event_id), FieldProblem(field=error.field, message=error.message), error.code)
+                    raise BatchRejected(error.code, error.message, [problem]) from None
+                outcome = report.outcomes[candidate.index]
+                outcome.status, outcome.error = "rejected", error
+                continue
+            accepted.append(candidate)
+        if not accepted:
+            return
+        hashes = {str(c.event.event_id): c.content_hash for c in accepted}
+        aggregates = uow.changed()
+        event_log = {
+            (e.originator_id, e.originator_version): (e.event_id, hashes[e.event_id])  # type: ignore[attr-defined]
+            for a in aggregates
+            for e in a.pending_events
+        }
+        recordings = self.app.save(*aggregates, event_log=event_log)
+        positions = {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
+        for candidate in accepted:
+            outcome = report.outcomes[candidate.index]
+            outcome.status = "stored"
+            outcome.position = positions[str(candidate.event.event_id)]
+
+
+def _raw_event_id(raw: Any) -> str | None:
+    value = raw.get("event_id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _problem(index: int, event_id: str | None, problem: FieldProblem, code: str) -> Problem:
+    return Problem(index, event_id, problem.field, problem.message, code)

@@ -1,0 +1,419 @@
+"""The event catalogue: the envelope and each event type's `data`, as posted from outside.
+
+This is the contract front-office systems write to. Field names here are stored
+forever (see `domain.events`), so add fields, never rename them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+
+from domain.errors import DomainError
+
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _require_str(kind: str) -> Any:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError(f"{kind} must be a string")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _no_control_chars(value: Any) -> Any:
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+Text = Annotated[
+    str,
+    BeforeValidator(_no_control_chars),
+    Field(min_length=1, max_length=2000),
+]
+ShortText = Annotated[
+    str,
+    BeforeValidator(_no_control_chars),
+    Field(min_length=1, max_length=200),
+]
+Id = Annotated[UUID, _require_str("id")]
+Money = Annotated[
+    Decimal,
+    _require_str('money (a decimal string such as "1234.50")'),
+    Field(allow_inf_nan=False, max_digits=20, decimal_places=2),
+]
+NonNegativeMoney = Annotated[Money, Field(ge=0)]
+IsoDate = Annotated[date, _require_str("date (YYYY-MM-DD)")]
+Timestamp = Annotated[AwareDatetime, _require_str("RFC 3339 time with offset")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Address(Model):
+    line: Text
+    city: ShortText | None = None
+    district: ShortText | None = None
+    province: ShortText | None = None
+    postal_code: Annotated[str, Field(pattern=r"^[0-9A-Za-z \-]{3,12}$")] | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "CN"
+
+
+NationalId = Annotated[str, Field(pattern=r"^[0-9A-Za-z\- ]{5,32}$")]
+Gender = Literal["male", "female", "other", "unknown"]
+Phone = Annotated[str, Field(pattern=r"^\+?[0-9][0-9 \-]{4,20}$")]
+Email = Annotated[str, Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")]
+Code = Annotated[str, Field(pattern=r"^[0-9A-Za-z_\-.:]{1,32}$")]
+
+
+class CustomerRegistered(Model):
+    customer_id: Id
+    name: ShortText
+    address: Address
+    national_id: NationalId | None = None
+    birth_date: IsoDate | None = None
+    gender: Gender | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    branch_code: Code
+    region_code: Code | None = None
+    handling_officer: ShortText | None = None
+
+
+class CustomerDetailsCorrected(Model):
+    customer_id: Id
+    name: ShortText | None = None
+    national_id: NationalId | None = None
+    birth_date: IsoDate | None = None
+    gender: Gender | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    handling_officer: ShortText | None = None
+
+
+class CustomerMoved(Model):
+    customer_id: Id
+    address: Address
+
+
+class ConsentChanged(Model):
+    customer_id: Id
+    channel: Literal["mail", "email", "sms", "phone"]
+    purpose: Literal["marketing", "service"]
+    granted: StrictBool
+
+
+class CustomerDeceased(Model):
+    customer_id: Id
+    date_of_death: IsoDate | None = None
+
+
+class RelationshipDeclared(Model):
+    customer_id: Id
+    related_customer_id: Id
+    relation: Literal["spouse", "parent", "child", "sibling", "other"]
+    same_household: StrictBool
+
+
+class RelationshipEnded(Model):
+    customer_id: Id
+    related_customer_id: Id
+
+
+class HouseholdHeadDesignated(Model):
+    customer_id: Id
+
+
+class CustomersMerged(Model):
+    survivor_id: Id
+    duplicate_id: Id
+
+
+Product = Literal["deposit", "loan", "card", "insurance_policy", "fund", "other"]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class AccountOpened(Model):
+    account_id: Id
+    customer_id: Id
+    joint_holder_ids: Annotated[list[Id], Field(max_length=20)] = []
+    product: Product
+    branch_code: Code
+    currency: Currency = "CNY"
+
+
+class BalanceReported(Model):
+    account_id: Id
+    balance: Money
+    as_of: IsoDate
+
+
+class FeeCharged(Model):
+    account_id: Id
+    amount: NonNegativeMoney
+    kind: ShortText
+
+
+class StatementIssued(Model):
+    account_id: Id
+    period: Annotated[str, Field(pattern=_PERIOD.pattern)]
+    closing_balance: Money
+    fees_total: NonNegativeMoney | None = None
+
+
+class AccountClosed(Model):
+    account_id: Id
+
+
+class OrderPlaced(Model):
+    order_id: Id
+    customer_id: Id
+    product: ShortText
+    amount: NonNegativeMoney
+    channel: ShortText | None = None
+
+
+class OrderReviewed(Model):
+    order_id: Id
+    approved: StrictBool
+    reviewer: ShortText
+    reason: Text | None = None
+
+
+class OrderShipped(Model):
+    order_id: Id
+    tracking_ref: ShortText | None = None
+
+
+class OrderDelivered(Model):
+    order_id: Id
+
+
+class OrderCancelled(Model):
+    order_id: Id
+    reason: Text | None = None
+
+
+class ComplaintFiled(Model):
+    complaint_id: Id
+    customer_id: Id
+    channel: ShortText
+    category: ShortText
+    description: Text
+
+
+class ComplaintAssigned(Model):
+    complaint_id: Id
+    officer: ShortText
+
+
+class ComplaintEscalated(Model):
+    complaint_id: Id
+    level: Annotated[StrictInt, Field(ge=1, le=10)]
+    reason: Text | None = None
+
+
+class ComplaintResolved(Model):
+    complaint_id: Id
+    resolution: Text
+
+
+class ComplaintReopened(Model):
+    complaint_id: Id
+    reason: Text | None = None
+
+
+class ContactLogged(Model):
+    contact_id: Id
+    customer_id: Id
+    channel: Literal["branch", "phone", "email", "sms", "web", "letter", "visit"]
+    direction: Literal["inbound", "outbound"]
+    topic: ShortText
+    officer: ShortText | None = None
+
+
+class FrequencyCap(Model):
+    max: Annotated[StrictInt, Field(ge=1, le=1000)]
+    days: Annotated[StrictInt, Field(ge=1, le=3660)]
+
+
+class CampaignLaunched(Model):
+    campaign_id: Id
+    name: ShortText
+    channel: Literal["mail", "email", "sms"]
+    purpose: Literal["marketing", "service"]
+    one_per_household: StrictBool = True
+    frequency_cap: FrequencyCap | None = None
+
+
+class MailingSent(Model):
+    mailing_id: Id
+    campaign_id: Id
+    customer_id: Id
+    address: Address | None = None
+
+
+class MailingReturned(Model):
+    mailing_id: Id
+    reason: ShortText
+
+
+class MailingResponded(Model):
+    mailing_id: Id
+    response: ShortText
+
+
+DATA_MODELS: dict[str, type[Model]] = {
+    model.__name__: model
+    for model in (
+        CustomerRegistered,
+        CustomerDetailsCorrected,
+        CustomerMoved,
+        ConsentChanged,
+        CustomerDeceased,
+        RelationshipDeclared,
+        RelationshipEnded,
+        HouseholdHeadDesignated,
+        CustomersMerged,
+        AccountOpened,
+        BalanceReported,
+        FeeCharged,
+        StatementIssued,
+        AccountClosed,
+        OrderPlaced,
+        OrderReviewed,
+        OrderShipped,
+        OrderDelivered,
+        OrderCancelled,
+        ComplaintFiled,
+        ComplaintAssigned,
+        ComplaintEscalated,
+        ComplaintResolved,
+        ComplaintReopened,
+        ContactLogged,
+        CampaignLaunched,
+        MailingSent,
+        MailingReturned,
+        MailingResponded,
+    )
+}
+"""Types a client may post. Platform-made types (MailingScheduled, ...) are not here."""
+
+PLATFORM_MADE_TYPES = frozenset({"MailingScheduled", "MailingSuppressed"})
+
+
+class Envelope(Model):
+    event_id: Id
+    type: ShortText
+    occurred_at: Timestamp
+    source: ShortText
+    actor: ShortText | None = None
+    data: dict[str, Any]
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value in PLATFORM_MADE_TYPES:
+            raise ValueError(f"{value} events are made only by the platform")
+        if value not in DATA_MODELS:
+            raise ValueError(f"unknown event type {value!r}")
+        return value
+
+
+class FieldProblem(Model):
+    field: str
+    message: str
+
+
+class InvalidEvent(DomainError):
+    """An envelope that does not match the catalogue; lists every problem."""
+
+    code = "invalid_event"
+
+    def __init__(self, problems: list[FieldProblem], event_id: str | None) -> None:
+        first = problems[0]
+        super().__init__(f"{first.field}: {first.message}", field=first.field)
+        self.problems = problems
+        self.event_id = event_id
+
+
+class ValidEvent(Model):
+    """An envelope that passed the catalogue; `data` is the typed model."""
+
+    event_id: UUID
+    type: str
+    occurred_at: datetime
+    source: str
+    actor: str | None
+    data: Model
+
+
+def parse_envelope(raw: Any) -> ValidEvent:
+    """Validates one posted envelope; raises `InvalidEvent` naming each bad field."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent(
+            [FieldProblem(field="", message="an event must be a JSON object")], None
+        )
+    event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError as error:
+        problems = _problems(error)
+        data_model = DATA_MODELS.get(raw.get("type"))  # type: ignore[arg-type]
+        if data_model is not None and isinstance(raw.get("data"), dict):
+            problems += _data_problems(data_model, raw["data"])
+        raise InvalidEvent(problems, event_id) from None
+    problems = _data_problems(DATA_MODELS[envelope.type], envelope.data)
+    if problems:
+        raise InvalidEvent(problems, event_id)
+    data = DATA_MODELS[envelope.type].model_validate(envelope.data)
+    return ValidEvent(
+        event_id=envelope.event_id,
+        type=envelope.type,
+        occurred_at=envelope.occurred_at,
+        source=envelope.source,
+        actor=envelope.actor,
+        data=data,
+    )
+
+
+def _data_problems(model: type[Model], data: dict[str, Any]) -> list[FieldProblem]:
+    try:
+        model.model_validate(data)
+    except ValidationError as error:
+        return _problems(error, prefix="data")
+    return []
+
+
+def _problems(error: ValidationError, prefix: str = "") -> list[FieldProblem]:
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        path = [prefix] if prefix else []
+        path += [str(part) for part in item["loc"]]
+        if prefix == "" and path and path[0] == "data" and len(path) > 1:
+            continue  # reported again with the type's own model, more precisely
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(FieldProblem(field=".".join(path), message=message))
+    return problems
