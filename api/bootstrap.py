@@ -12,6 +12,8 @@ from api.store.application import CrmApplication, eventsourcing_env
 from api.store.database import Database, PostgresDatabase, SQLiteDatabase
 from api.store.ingest import Ingestor
 from api.store.migrate import apply_migrations
+from projections.registry import all_projections
+from projections.runner import ProjectionRunner
 
 
 @dataclass
@@ -20,26 +22,42 @@ class Platform:
     db: Database
     app: CrmApplication
     ingestor: Ingestor
+    runner: ProjectionRunner
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
+        self.runner.stop()
         self.app.close()
         self.db.close()
 
 
+def postgres_conninfo(settings: Settings) -> str:
+    parts = settings.postgres_parts
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v) + " connect_timeout=5"
+
+
 def open_database(settings: Settings) -> Database:
     if settings.is_postgres:
-        parts = settings.postgres_parts
-        conninfo = " ".join(f"{k}={v}" for k, v in parts.items() if v) + " connect_timeout=5"
-        return PostgresDatabase(conninfo, max_size=settings.db_pool_size)
+        return PostgresDatabase(
+            postgres_conninfo(settings), max_size=settings.db_pool_size
+        )
     return SQLiteDatabase(settings.sqlite_path)
 
 
-def build_platform(settings: Settings | None = None, *, migrate: bool = True) -> Platform:
+def build_platform(
+    settings: Settings | None = None, *, migrate: bool = True
+) -> Platform:
     settings = settings or Settings()
     if migrate:
         apply_migrations(settings)
     db = open_database(settings)
     app = CrmApplication(env=eventsourcing_env(settings))
     ingestor = Ingestor(app, db, settings.national_id_key)
-    return Platform(settings=settings, db=db, app=app, ingestor=ingestor)
+    runner = ProjectionRunner(
+        app,
+        db,
+        all_projections(),
+        poll_seconds=settings.projection_poll_seconds,
+        listen_conninfo=postgres_conninfo(settings) if settings.is_postgres else None,
+    )
+    return Platform(settings=settings, db=db, app=app, ingestor=ingestor, runner=runner)

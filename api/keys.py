@@ -22,11 +22,15 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(db: Database, role: str, customer_id: str | None = None, label: str | None = None) -> str:
+def create_key(
+    db: Database, role: str, customer_id: str | None = None, label: str | None = None
+) -> str:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     if (role == "customer") != (customer_id is not None):
-        raise ValueError("a customer key needs --customer-id, and only a customer key takes one")
+        raise ValueError(
+            "a customer key needs --customer-id, and only a customer key takes one"
+        )
     key = "crm_" + secrets.token_urlsafe(32)
     with db.transaction() as cur:
         cur.execute(
@@ -52,4 +56,8 @@ def authenticate(db: Database, key: str) -> ApiKey | None:
             "SELECT key_prefix, role, customer_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
             (_hash(key),),
         ).fetchone()
-    return None if row is None else ApiKey(row["key_prefix"], row["role"], row["customer_id"])
+    return (
+        None
+        if row is None
+        else ApiKey(row["key_prefix"], row["role"], row["customer_id"])
+    )

@@ -9,9 +9,13 @@ import structlog
 
 
 def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
-    use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
+    use_console = log_format == "console" or (
+        log_format == "auto" and sys.stderr.isatty()
+    )
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if use_console
+        else structlog.processors.JSONRenderer()
     )
     structlog.configure(
         processors=[
@@ -21,7 +25,9 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelName(level.upper())
+        ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -30,12 +30,24 @@ class Settings(BaseSettings):
         default="auto", description="json | console | auto (console on a terminal)"
     )
     log_level: str = Field(default="INFO")
-    max_body_bytes: int = Field(default=5 * 1024 * 1024, description="Largest request body accepted (413 above)")
-    max_batch_events: int = Field(default=1000, description="Most events in one POST /v1/events")
-    ingest_batch_events: int = Field(default=1000, description="Events per transaction in `crm ingest`")
-    read_wait_seconds: float = Field(default=5.0, description="Longest a read waits for min_position")
-    projection_poll_seconds: float = Field(default=0.05, description="How often projections poll for new events")
-    db_pool_size: int = Field(default=8, description="PostgreSQL connections per process for views")
+    max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, description="Largest request body accepted (413 above)"
+    )
+    max_batch_events: int = Field(
+        default=1000, description="Most events in one POST /v1/events"
+    )
+    ingest_batch_events: int = Field(
+        default=1000, description="Events per transaction in `crm ingest`"
+    )
+    read_wait_seconds: float = Field(
+        default=5.0, description="Longest a read waits for min_position"
+    )
+    projection_poll_seconds: float = Field(
+        default=0.05, description="How often projections poll for new events"
+    )
+    db_pool_size: int = Field(
+        default=8, description="PostgreSQL connections per process for views"
+    )
 
     @property
     def is_postgres(self) -> bool:

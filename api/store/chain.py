@@ -8,7 +8,14 @@ from uuid import UUID
 GENESIS = bytes(32)
 
 
-def link(previous: bytes, position: int, originator_id: UUID | str, version: int, topic: str, state: bytes) -> bytes:
+def link(
+    previous: bytes,
+    position: int,
+    originator_id: UUID | str,
+    version: int,
+    topic: str,
+    state: bytes,
+) -> bytes:
     oid = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
     digest = hashlib.sha256(previous)
     digest.update(position.to_bytes(8, "big"))

@@ -49,7 +49,9 @@ class Problem:
 class BatchRejected(Exception):
     """An atomic batch had a bad event: nothing was stored."""
 
-    def __init__(self, code: str, message: str, problems: list[Problem], status: int = 422) -> None:
+    def __init__(
+        self, code: str, message: str, problems: list[Problem], status: int = 422
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -113,14 +115,21 @@ def content_hash(event: ValidEvent, national_id_key: bytes) -> bytes:
 
 
 class Ingestor:
-    def __init__(self, app: CrmApplication, db: Database, national_id_key: bytes) -> None:
+    def __init__(
+        self, app: CrmApplication, db: Database, national_id_key: bytes
+    ) -> None:
         self.app = app
         self.db = db
         self.national_id_key = national_id_key
 
     def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
         """Stores what is new; in an atomic batch any problem rejects all of it."""
-        report = Report([Outcome(i, _raw_event_id(raw), "pending") for i, raw in enumerate(raw_events)])
+        report = Report(
+            [
+                Outcome(i, _raw_event_id(raw), "pending")
+                for i, raw in enumerate(raw_events)
+            ]
+        )
         candidates = self._validate(raw_events, report, atomic)
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
             fresh = self._drop_known(candidates, report, atomic)
@@ -148,7 +157,9 @@ class Ingestor:
         )
         return report
 
-    def _validate(self, raw_events: list[Any], report: Report, atomic: bool) -> list[_Candidate]:
+    def _validate(
+        self, raw_events: list[Any], report: Report, atomic: bool
+    ) -> list[_Candidate]:
         candidates: list[_Candidate] = []
         problems: list[Problem] = []
         for index, raw in enumerate(raw_events):
@@ -157,14 +168,21 @@ class Ingestor:
             except InvalidEvent as error:
                 report.outcomes[index].status = "rejected"
                 report.outcomes[index].error = error
-                problems += [_problem(index, error.event_id, p, error.code) for p in error.problems]
+                problems += [
+                    _problem(index, error.event_id, p, error.code)
+                    for p in error.problems
+                ]
                 continue
-            candidates.append(_Candidate(index, event, content_hash(event, self.national_id_key)))
+            candidates.append(
+                _Candidate(index, event, content_hash(event, self.national_id_key))
+            )
         if atomic and problems:
             raise BatchRejected("invalid_event", problems[0].message, problems)
         return candidates
 
-    def _drop_known(self, candidates: list[_Candidate], report: Report, atomic: bool) -> list[_Candidate]:
+    def _drop_known(
+        self, candidates: list[_Candidate], report: Report, atomic: bool
+    ) -> list[_Candidate]:
         """Marks duplicates (same id, same content) and conflicts (same id, other content)."""
         known = self._stored_hashes([str(c.event.event_id) for c in candidates])
         fresh: list[_Candidate] = []
@@ -187,11 +205,20 @@ class Ingestor:
                 seen[event_id] = candidate
                 fresh.append(candidate)
                 continue
-            error = Conflict(f"event {event_id} was already posted with different content", field="event_id")
+            error = Conflict(
+                f"event {event_id} was already posted with different content",
+                field="event_id",
+            )
             outcome.status, outcome.error = "rejected", error
-            conflicts.append(Problem(candidate.index, event_id, "event_id", error.message, error.code))
+            conflicts.append(
+                Problem(
+                    candidate.index, event_id, "event_id", error.message, error.code
+                )
+            )
         if atomic and conflicts:
-            raise BatchRejected(Conflict.code, conflicts[0].message, conflicts, status=409)
+            raise BatchRejected(
+                Conflict.code, conflicts[0].message, conflicts, status=409
+            )
         return fresh
 
     def _stored_hashes(self, event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
@@ -205,10 +232,15 @@ class Ingestor:
                     params,
                 )
                 for row in cur.fetchall():
-                    known[str(row["event_id"])] = (bytes(row["content_hash"]), row["position"])
+                    known[str(row["event_id"])] = (
+                        bytes(row["content_hash"]),
+                        row["position"],
+                    )
         return known
 
-    def _decide_and_save(self, fresh: list[_Candidate], report: Report, atomic: bool) -> None:
+    def _decide_and_save(
+        self, fresh: list[_Candidate], report: Report, atomic: bool
+    ) -> None:
         uow = UnitOfWork(self.app)
         decider = Decider(uow, self.national_id_key)
         accepted: list[_Candidate] = []
@@ -217,7 +249,12 @@ class Ingestor:
                 decider.handle(candidate.event)
             except DomainError as error:
                 if atomic:
-                    problem = _problem(candidate.index, str(candidate.event.event_id), FieldProblem(field=error.field, message=error.message), error.code)
+                    problem = _problem(
+                        candidate.index,
+                        str(candidate.event.event_id),
+                        FieldProblem(field=error.field, message=error.message),
+                        error.code,
+                    )
                     raise BatchRejected(error.code, error.message, [problem]) from None
                 outcome = report.outcomes[candidate.index]
                 outcome.status, outcome.error = "rejected", error
@@ -245,5 +282,7 @@ def _raw_event_id(raw: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _problem(index: int, event_id: str | None, problem: FieldProblem, code: str) -> Problem:
+def _problem(
+    index: int, event_id: str | None, problem: FieldProblem, code: str
+) -> Problem:
     return Problem(index, event_id, problem.field, problem.message, code)

@@ -21,36 +21,64 @@ EventLog = dict[tuple[Any, int], tuple[str, bytes]]
 SELECT_HEAD = "SELECT chain_hash FROM crm_event_log ORDER BY position DESC LIMIT 1"
 
 
-def _index_rows(previous: bytes, stored_events: Sequence[StoredEvent], positions: Sequence[int], event_log: EventLog | None) -> list[tuple[Any, ...]]:
+def _index_rows(
+    previous: bytes,
+    stored_events: Sequence[StoredEvent],
+    positions: Sequence[int],
+    event_log: EventLog | None,
+) -> list[tuple[Any, ...]]:
     if event_log is None:
-        raise ProgrammingError("every save must pass event_log (see api.store.recorders)")
+        raise ProgrammingError(
+            "every save must pass event_log (see api.store.recorders)"
+        )
     rows = []
     for stored, position in zip(stored_events, positions, strict=True):
-        event_id, content_hash = event_log[(stored.originator_id, stored.originator_version)]
-        previous = link(previous, position, stored.originator_id, stored.originator_version, stored.topic, stored.state)
+        event_id, content_hash = event_log[
+            (stored.originator_id, stored.originator_version)
+        ]
+        previous = link(
+            previous,
+            position,
+            stored.originator_id,
+            stored.originator_version,
+            stored.topic,
+            stored.state,
+        )
         rows.append((position, event_id, content_hash, previous))
     return rows
 
 
 class PostgresCrmRecorder(PostgresApplicationRecorder):
-    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._fetch_ids_after_insert_events(
+            curs, stored_events, **kwargs
+        )
         assert positions is not None
         curs.execute(SELECT_HEAD)
         head = curs.fetchone()
         previous = bytes(head["chain_hash"]) if head else GENESIS
         rows = _index_rows(previous, stored_events, positions, kwargs.get("event_log"))
-        curs.executemany("INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) VALUES (%s, %s, %s, %s)", rows)
+        curs.executemany(
+            "INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) VALUES (%s, %s, %s, %s)",
+            rows,
+        )
         return positions
 
 
 class SQLiteCrmRecorder(SQLiteApplicationRecorder):
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs)
         assert positions is not None
         c.execute(SELECT_HEAD)
         head = c.fetchone()
         previous = bytes(head[0]) if head else GENESIS
         rows = _index_rows(previous, stored_events, positions, kwargs.get("event_log"))
-        c.executemany("INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) VALUES (?, ?, ?, ?)", rows)
+        c.executemany(
+            "INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) VALUES (?, ?, ?, ?)",
+            rows,
+        )
         return positions

@@ -1,0 +1,203 @@
+"""Feeds the log to projections in batches, one transaction per batch and projection.
+
+Each batch's view rows and the projection's position commit together, so a crash
+at any point resumes exactly where the last commit left off. PostgreSQL wakes the
+runner with NOTIFY (the event store notifies on every insert); SQLite is polled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import structlog
+from eventsourcing.application import Application
+
+from api.store.database import Cursor, Database, DatabaseUnavailable
+from projections.base import Projection
+from projections.records import EventRecord, decode
+
+log = structlog.get_logger("crm.projections")
+
+
+class PositionMoved(Exception):
+    """Another runner advanced this projection concurrently; this one backs off."""
+
+
+def read_position(cur: Cursor, name: str) -> int:
+    row = cur.execute(
+        "SELECT position FROM projection_positions WHERE name = %s", (name,)
+    ).fetchone()
+    return int(row["position"]) if row else 0
+
+
+def write_position(cur: Cursor, name: str, old: int, new: int) -> None:
+    if old == 0:
+        cur.execute(
+            "INSERT INTO projection_positions (name, position) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = CURRENT_TIMESTAMP WHERE projection_positions.position = 0",
+            (name, new),
+        )
+    else:
+        cur.execute(
+            "UPDATE projection_positions SET position = %s, updated_at = CURRENT_TIMESTAMP WHERE name = %s AND position = %s",
+            (new, name, old),
+        )
+    if cur.rowcount != 1:
+        raise PositionMoved(name)
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        app: Application[Any],
+        db: Database,
+        projections: Sequence[Projection],
+        *,
+        batch_size: int = 1000,
+        poll_seconds: float = 0.05,
+        listen_conninfo: str | None = None,
+    ) -> None:
+        self.app = app
+        self.db = db
+        self.projections = list(projections)
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.listen_conninfo = listen_conninfo
+        self._stop = threading.Event()
+        self._progress = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.positions: dict[str, int] = {}
+        self.last_error: str | None = None
+
+    # positions ------------------------------------------------------------
+
+    def position(self, name: str) -> int:
+        with self.db.transaction() as cur:
+            return read_position(cur, name)
+
+    def min_position(self) -> int:
+        with self.db.transaction() as cur:
+            return min(
+                (read_position(cur, p.name) for p in self.projections), default=0
+            )
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Waits until every projection has reached `position`; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.min_position() >= position:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._progress:
+                self._progress.wait(min(remaining, 0.05))
+
+    # processing -----------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Processes every event in the log now; returns how many were applied."""
+        applied = 0
+        for projection in self.projections:
+            applied += self._catch_up_one(projection)
+        return applied
+
+    def _catch_up_one(self, projection: Projection) -> int:
+        applied = 0
+        while not self._stop.is_set():
+            with self.db.transaction() as cur:
+                start = read_position(cur, projection.name)
+            notifications = self.app.recorder.select_notifications(  # type: ignore[attr-defined]
+                start, self.batch_size, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            records = [decode(self.app, n) for n in notifications]
+            self._apply(projection, start, records)
+            applied += len(records)
+            if len(notifications) < self.batch_size:
+                break
+        return applied
+
+    def _apply(
+        self, projection: Projection, start: int, records: list[EventRecord]
+    ) -> None:
+        new = records[-1].position
+        with self.db.transaction() as cur:
+            projection.apply(cur, records)
+            write_position(cur, projection.name, start, new)
+        self.positions[projection.name] = new
+        with self._progress:
+            self._progress.notify_all()
+        log.debug(
+            "projection.batch",
+            projection=projection.name,
+            events=len(records),
+            position=new,
+        )
+
+    def rebuild(self, names: Sequence[str] | None = None) -> int:
+        """Empties the named projections (all by default) and replays the whole log."""
+        chosen = [p for p in self.projections if names is None or p.name in names]
+        for projection in chosen:
+            with self.db.transaction() as cur:
+                for table in projection.tables:
+                    cur.execute(f"DELETE FROM {table}")
+                cur.execute(
+                    "DELETE FROM projection_positions WHERE name = %s",
+                    (projection.name,),
+                )
+        applied = sum(self._catch_up_one(p) for p in chosen)
+        log.info(
+            "projection.rebuilt", projections=[p.name for p in chosen], events=applied
+        )
+        return applied
+
+    # following ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.run_forever, name="projections", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def run_forever(self) -> None:
+        listener = None
+        while not self._stop.is_set():
+            try:
+                self.catch_up()
+                self.last_error = None
+                listener = self._wait_for_news(listener)
+            except (
+                DatabaseUnavailable,
+                psycopg.OperationalError,
+                PositionMoved,
+            ) as error:
+                self.last_error = str(error)
+                log.warning("projection.retry", error=str(error))
+                listener = None
+                self._stop.wait(1.0)
+            except Exception as error:
+                self.last_error = repr(error)
+                log.exception("projection.failed")
+                self._stop.wait(2.0)
+
+    def _wait_for_news(self, listener: Any) -> Any:
+        if self.listen_conninfo is None:
+            self._stop.wait(self.poll_seconds)
+            return None
+        if listener is None:
+            listener = psycopg.connect(self.listen_conninfo, autocommit=True)
+            listener.execute("LISTEN crm_events")
+        for _ in listener.notifies(timeout=1.0, stop_after=1):
+            break
+        return listener
