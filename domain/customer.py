@@ -35,8 +35,18 @@ class Customer(Aggregate):
             )
 
 
+def _address_with_country(state: dict[str, Any]) -> None:
+    # v1 stored addresses had no country; the catalogue's default has always been CN.
+    state["data"]["address"].setdefault("country", "CN")
+
+
 class CustomerRegistered(FirstFact):
     TOPIC = "crm.CustomerRegistered"
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        _address_with_country(state)
 
     def apply(self, aggregate: Customer) -> None:
         aggregate.name = self.data["name"]
@@ -52,6 +62,11 @@ class CustomerDetailsCorrected(Fact):
 
 class CustomerMoved(Fact):
     TOPIC = "crm.CustomerMoved"
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        _address_with_country(state)
 
     def apply(self, aggregate: Customer) -> None:
         aggregate.address = self.data["address"]

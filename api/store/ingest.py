@@ -238,6 +238,17 @@ class Ingestor:
                     )
         return known
 
+    def _stored_meanwhile(self, candidate: _Candidate, report: Report) -> bool:
+        """A concurrent writer may have stored this very event since we looked: then
+        the rule it now breaks (e.g. "already exists") is its own earlier copy."""
+        event_id = str(candidate.event.event_id)
+        known = self._stored_hashes([event_id]).get(event_id)
+        if known is None or known[0] != candidate.content_hash:
+            return False
+        outcome = report.outcomes[candidate.index]
+        outcome.status, outcome.position = "duplicate", known[1]
+        return True
+
     def _decide_and_save(
         self, fresh: list[_Candidate], report: Report, atomic: bool
     ) -> None:
@@ -248,6 +259,8 @@ class Ingestor:
             try:
                 decider.handle(candidate.event)
             except DomainError as error:
+                if self._stored_meanwhile(candidate, report):
+                    continue
                 if atomic:
                     problem = _problem(
                         candidate.index,

@@ -1,0 +1,295 @@
+"""The `crm` command: serve, migrate, keys, ingest, demo, project, rebuild."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import orjson
+import typer
+
+from api.bootstrap import Platform, build_platform
+from api.keys import ROLES, create_key, revoke_key
+from api.logging import configure_logging
+from api.settings import Settings
+from api.store.database import DatabaseUnavailable
+from api.store.ingest import Report
+from api.store.migrate import apply_migrations
+
+cli = typer.Typer(
+    help="Event-sourced customer interaction platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_cli = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+@contextmanager
+def _platform() -> Iterator[Platform]:
+    try:
+        platform = build_platform(_settings())
+    except DatabaseUnavailable as error:
+        _fail(f"database unavailable: {error}")
+    except Exception as error:
+        if "connection" in str(error).lower():
+            _fail(f"cannot reach the database: {str(error).splitlines()[0]}")
+        raise
+    try:
+        yield platform
+    finally:
+        platform.close()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    applied = apply_migrations(_settings())
+    typer.echo(
+        f"applied {len(applied)} migration(s)"
+        + (": " + ", ".join(applied) if applied else "")
+    )
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Run the HTTP API and the projections in one process (migrates an empty database first)."""
+    import uvicorn
+
+    from api.http.app import create_app
+
+    with _platform() as platform:
+        app = create_app(platform, run_projections=True)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+@cli.command()
+def project() -> None:
+    """Run the projections alone, following the log (a worker process)."""
+    with _platform() as platform:
+        signal.signal(signal.SIGTERM, lambda *_: platform.runner.stop())
+        try:
+            platform.runner.run_forever()
+        except KeyboardInterrupt:
+            platform.runner.stop()
+
+
+@cli.command()
+def rebuild(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Projections to rebuild (default: all).")
+    ] = None,
+) -> None:
+    """Rebuild projections from the log."""
+    with _platform() as platform:
+        known = [p.name for p in platform.runner.projections]
+        unknown = [n for n in names or [] if n not in known]
+        if unknown:
+            _fail(
+                f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
+        count = platform.runner.rebuild(names or None)
+        typer.echo(
+            f"rebuilt {', '.join(names or known) or 'nothing'} from {count} event(s)"
+        )
+
+
+@keys_cli.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    customer_id: Annotated[
+        str | None,
+        typer.Option(help="For role customer: the customer the key is bound to."),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="A note saying who holds the key.")
+    ] = None,
+) -> None:
+    """Create an API key; the key is the last line printed (shown only once)."""
+    with _platform() as platform:
+        try:
+            key = create_key(platform.db, role, customer_id, label)
+        except ValueError as error:
+            _fail(str(error), code=2)
+        typer.echo(f"created a {role} key (store it now; only its hash is kept):")
+        typer.echo(key)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key, or its first 10 characters.")],
+) -> None:
+    """Revoke an API key."""
+    with _platform() as platform:
+        count = revoke_key(platform.db, key)
+    if count == 0:
+        _fail("no active key matches")
+    typer.echo(f"revoked {count} key(s)")
+
+
+@cli.command()
+def ingest(
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines file of event envelopes, or - for stdin.")
+    ],
+    strict: Annotated[
+        bool,
+        typer.Option(help="Stop at the first bad line; store nothing from its batch."),
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Events per transaction.")
+    ] = None,
+) -> None:
+    """Ingest events: validated, idempotent by event_id, committed in batches."""
+    with _platform() as platform:
+        size = batch_size or platform.settings.ingest_batch_events
+        stream = sys.stdin if file == "-" else _open(file)
+        totals = _ingest_stream(platform, stream, size, strict)
+    typer.echo(
+        f"stored {totals['stored']}, duplicates {totals['duplicate']}, rejected {totals['rejected']}"
+    )
+    if totals["rejected"]:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def demo(
+    households: Annotated[
+        int, typer.Option(help="How many households to generate.")
+    ] = 50,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+) -> None:
+    """Generate a realistic data set through the ingest path and build the views."""
+    from api.demo_data import generate_demo_events
+
+    with _platform() as platform:
+        totals = {"stored": 0, "duplicate": 0, "rejected": 0}
+        batch: list[Any] = []
+        for event in generate_demo_events(households=households, seed=seed):
+            batch.append(event)
+            if len(batch) >= 1000:
+                _add(totals, platform.ingestor.ingest(batch, atomic=False), None)
+                batch = []
+        if batch:
+            _add(totals, platform.ingestor.ingest(batch, atomic=False), None)
+        platform.runner.catch_up()
+    typer.echo(
+        f"demo: stored {totals['stored']}, duplicates {totals['duplicate']}, rejected {totals['rejected']}"
+    )
+    if totals["rejected"]:
+        raise typer.Exit(1)
+
+
+def _open(file: str) -> TextIO:
+    path = Path(file)
+    if not path.is_file():
+        _fail(f"no such file: {file}", code=2)
+    return path.open(encoding="utf-8")
+
+
+def _ingest_stream(
+    platform: Platform, stream: TextIO, size: int, strict: bool
+) -> dict[str, int]:
+    totals = {"stored": 0, "duplicate": 0, "rejected": 0}
+    batch: list[Any] = []
+    line_numbers: list[int] = []
+    progress = _progress(stream)
+    pending_bytes = 0
+    for number, line in enumerate(stream, start=1):
+        pending_bytes += len(line.encode())
+        if not line.strip():
+            continue
+        try:
+            batch.append(orjson.loads(line))
+        except orjson.JSONDecodeError as error:
+            typer.echo(f"line {number}: not valid JSON ({error})", err=True)
+            totals["rejected"] += 1
+            if strict:
+                _fail(
+                    f"stopped at line {number} (--strict); earlier batches were stored"
+                )
+            continue
+        line_numbers.append(number)
+        if len(batch) >= size:
+            _flush(platform, batch, line_numbers, totals, strict)
+            batch, line_numbers = [], []
+            if progress is not None:
+                progress.update(pending_bytes)
+                pending_bytes = 0
+    if batch:
+        _flush(platform, batch, line_numbers, totals, strict)
+    if progress is not None:
+        progress.render_finish()
+    return totals
+
+
+def _flush(
+    platform: Platform,
+    batch: list[Any],
+    lines: list[int],
+    totals: dict[str, int],
+    strict: bool,
+) -> None:
+    from api.store.ingest import BatchRejected
+
+    if strict:
+        try:
+            report = platform.ingestor.ingest(batch, atomic=True)
+        except BatchRejected as error:
+            for problem in error.problems:
+                typer.echo(
+                    f"line {lines[problem.index]}: {problem.field or 'event'}: {problem.message} [{problem.code}]",
+                    err=True,
+                )
+            _fail("stopped (--strict): nothing from this batch was stored")
+    else:
+        report = platform.ingestor.ingest(batch, atomic=False)
+    _add(totals, report, lines)
+
+
+def _add(totals: dict[str, int], report: Report, lines: list[int] | None) -> None:
+    for outcome in report.outcomes:
+        totals[outcome.status] += 1
+        if outcome.status == "rejected" and outcome.error is not None:
+            where = (
+                f"line {lines[outcome.index]}" if lines else f"event {outcome.index}"
+            )
+            field = getattr(outcome.error, "field", "") or "event"
+            typer.echo(
+                f"{where}: {field}: {outcome.error.message} [{outcome.error.code}]",
+                err=True,
+            )
+
+
+def _progress(stream: TextIO) -> Any:
+    """A progress bar over the file's bytes, only on a terminal and for a real file."""
+    if not sys.stderr.isatty() or stream is sys.stdin:
+        return None
+    size = Path(stream.name).stat().st_size
+    return typer.progressbar(length=size, label="ingesting", file=sys.stderr)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

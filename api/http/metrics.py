@@ -1,0 +1,85 @@
+"""Prometheus metrics, in a registry of the app's own (several apps may share a process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from api.bootstrap import Platform
+from projections.runner import read_position
+
+
+@dataclass
+class ProjectionState:
+    name: str
+    position: int
+    lag: int
+
+
+def log_head(platform: Platform) -> int:
+    return int(platform.app.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
+
+
+def projection_states(platform: Platform) -> tuple[int, list[ProjectionState]]:
+    """The log head and, for each projection, its position and how far it trails."""
+    head = log_head(platform)
+    with platform.db.transaction() as cur:
+        positions = {
+            p.name: read_position(cur, p.name) for p in platform.runner.projections
+        }
+    return head, [
+        ProjectionState(name, position, max(head - position, 0))
+        for name, position in positions.items()
+    ]
+
+
+class HttpMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_stored = Counter(
+            "crm_events_stored",
+            "Events stored through the HTTP API, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "crm_http_requests",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "crm_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.log_head = Gauge(
+            "crm_event_log_head", "Position of the newest event", registry=self.registry
+        )
+        self.projection_position = Gauge(
+            "crm_projection_position",
+            "Last event applied, by projection",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.projection_lag = Gauge(
+            "crm_projection_lag_events",
+            "Events in the log not yet applied, by projection",
+            ["projection"],
+            registry=self.registry,
+        )
+
+    def observe_request(
+        self, method: str, route: str, status: int, seconds: float
+    ) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def refresh_projections(self, platform: Platform) -> None:
+        head, states = projection_states(platform)
+        self.log_head.set(head)
+        for state in states:
+            self.projection_position.labels(state.name).set(state.position)
+            self.projection_lag.labels(state.name).set(state.lag)

@@ -1,0 +1,143 @@
+"""Reading contact history: newest first, keyset pages, filters on channel/type/time.
+
+The cursor is an opaque string naming the position of the last row returned;
+`since` is inclusive and `until` exclusive, both compared in UTC on occurred_at.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from api.store.database import Cursor
+from projections import contact_history_sql as sql
+
+MAX_LIMIT = 500
+_CURSOR_PREFIX = "ch1:"
+
+
+class InvalidCursor(ValueError):
+    """A cursor this module did not make (or one from another version)."""
+
+
+def utc_text(value: str | datetime) -> str:
+    """An aware time as fixed-width UTC ISO text, so it sorts as text on both backends."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        raise ValueError(f"time {value!s} has no UTC offset")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def encode_cursor(position: int) -> str:
+    raw = f"{_CURSOR_PREFIX}{position}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidCursor("malformed cursor") from None
+    number = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or not number.isdigit():
+        raise InvalidCursor("malformed cursor")
+    return int(number)
+
+
+def _several(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _filters(
+    *,
+    cursor: str | None,
+    channel: str | Sequence[str] | None,
+    types: str | Sequence[str] | None,
+    since: str | datetime | None,
+    until: str | datetime | None,
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    if cursor is not None:
+        clauses.append("h.position < %s")
+        params.append(decode_cursor(cursor))
+    for column, values in (
+        ("h.channel", _several(channel)),
+        ("h.type", _several(types)),
+    ):
+        if values:
+            clauses.append(f"{column} IN ({','.join(['%s'] * len(values))})")
+            params.extend(values)
+    if since is not None:
+        clauses.append("h.occurred_at_utc >= %s")
+        params.append(utc_text(since))
+    if until is not None:
+        clauses.append("h.occurred_at_utc < %s")
+        params.append(utc_text(until))
+    return " AND ".join(clauses), params
+
+
+def _page(
+    cur: Cursor, template: str, key: str, limit: int, filters: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str | None]:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    where, params = _filters(**filters)
+    query = template.format(filters=where, columns=sql.COLUMNS)
+    rows = cur.execute(query, (key, *params, limit + 1)).fetchall()
+    for row in rows:
+        row["position"] = int(row["position"])
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]["position"])
+
+
+def customer_history(
+    cur: Cursor,
+    customer_id: str,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    channel: str | Sequence[str] | None = None,
+    types: str | Sequence[str] | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The customer's touchpoints, plus those of every record merged into it."""
+    filters = {
+        "cursor": cursor,
+        "channel": channel,
+        "types": types,
+        "since": since,
+        "until": until,
+    }
+    return _page(cur, sql.CUSTOMER_HISTORY, customer_id, limit, filters)
+
+
+def household_history(
+    cur: Cursor,
+    household_id: str,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    channel: str | Sequence[str] | None = None,
+    types: str | Sequence[str] | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Members' touchpoints while they were members (table `household_memberships`)."""
+    filters = {
+        "cursor": cursor,
+        "channel": channel,
+        "types": types,
+        "since": since,
+        "until": until,
+    }
+    return _page(cur, sql.HOUSEHOLD_HISTORY, household_id, limit, filters)

@@ -1,0 +1,122 @@
+"""SQL of the contact-history projection (tables in migrations/*/0003_contact_history.sql)."""
+
+from __future__ import annotations
+
+TABLES = (
+    "contact_history",
+    "contact_history_customers",
+    "contact_history_orders",
+    "contact_history_complaints",
+    "contact_history_accounts",
+    "contact_history_account_holders",
+    "contact_history_campaigns",
+    "contact_history_mailings",
+    "contact_history_merges",
+)
+
+INSERT_ROW = """
+INSERT INTO contact_history (customer_id, position, event_id, type, occurred_at,
+    occurred_at_utc, recorded_at, source, actor, channel, summary)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (customer_id, position) DO NOTHING
+"""
+
+UPSERT_CUSTOMER = """
+INSERT INTO contact_history_customers (customer_id, name) VALUES (%s, %s)
+ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name
+"""
+CUSTOMER_NAME = "SELECT name FROM contact_history_customers WHERE customer_id = %s"
+
+UPSERT_ORDER = """
+INSERT INTO contact_history_orders (order_id, customer_id, product) VALUES (%s, %s, %s)
+ON CONFLICT (order_id) DO UPDATE
+SET customer_id = excluded.customer_id, product = excluded.product
+"""
+ORDER = "SELECT customer_id, product FROM contact_history_orders WHERE order_id = %s"
+
+UPSERT_COMPLAINT = """
+INSERT INTO contact_history_complaints (complaint_id, customer_id, category)
+VALUES (%s, %s, %s)
+ON CONFLICT (complaint_id) DO UPDATE
+SET customer_id = excluded.customer_id, category = excluded.category
+"""
+COMPLAINT = """
+SELECT customer_id, category FROM contact_history_complaints WHERE complaint_id = %s
+"""
+
+UPSERT_ACCOUNT = """
+INSERT INTO contact_history_accounts (account_id, product, currency) VALUES (%s, %s, %s)
+ON CONFLICT (account_id) DO UPDATE
+SET product = excluded.product, currency = excluded.currency
+"""
+ADD_HOLDER = """
+INSERT INTO contact_history_account_holders (account_id, customer_id) VALUES (%s, %s)
+ON CONFLICT (account_id, customer_id) DO NOTHING
+"""
+ACCOUNT = "SELECT product, currency FROM contact_history_accounts WHERE account_id = %s"
+HOLDERS = """
+SELECT customer_id FROM contact_history_account_holders WHERE account_id = %s
+ORDER BY customer_id
+"""
+
+UPSERT_CAMPAIGN = """
+INSERT INTO contact_history_campaigns (campaign_id, name, channel) VALUES (%s, %s, %s)
+ON CONFLICT (campaign_id) DO UPDATE SET name = excluded.name, channel = excluded.channel
+"""
+CAMPAIGN = "SELECT name, channel FROM contact_history_campaigns WHERE campaign_id = %s"
+
+UPSERT_MAILING = """
+INSERT INTO contact_history_mailings (mailing_id, customer_id, campaign_id)
+VALUES (%s, %s, %s)
+ON CONFLICT (mailing_id) DO UPDATE
+SET customer_id = excluded.customer_id, campaign_id = excluded.campaign_id
+"""
+MAILING = """
+SELECT customer_id, campaign_id FROM contact_history_mailings WHERE mailing_id = %s
+"""
+
+UPSERT_MERGE = """
+INSERT INTO contact_history_merges (duplicate_id, survivor_id, position)
+VALUES (%s, %s, %s)
+ON CONFLICT (duplicate_id) DO UPDATE
+SET survivor_id = excluded.survivor_id, position = excluded.position
+"""
+
+COLUMNS = """position, event_id, type, occurred_at, occurred_at_utc, recorded_at,
+    source, actor, customer_id, channel, summary"""
+
+# Several rows can share a position (joint holders, a merge naming both records,
+# two members of one household): each query keeps one row per position, so the
+# position alone is a valid keyset cursor.
+
+CUSTOMER_HISTORY = """
+WITH RECURSIVE merged (customer_id, depth) AS (
+    SELECT CAST(%s AS TEXT), 0
+    UNION ALL
+    SELECT m.duplicate_id, merged.depth + 1
+    FROM contact_history_merges m JOIN merged ON m.survivor_id = merged.customer_id
+),
+candidates AS (
+    SELECT h.*, ROW_NUMBER() OVER (
+        PARTITION BY h.position ORDER BY merged.depth, h.customer_id
+    ) AS pick
+    FROM contact_history h JOIN merged ON h.customer_id = merged.customer_id
+    WHERE {filters}
+)
+SELECT {columns} FROM candidates WHERE pick = 1 ORDER BY position DESC LIMIT %s
+"""
+
+HOUSEHOLD_HISTORY = """
+WITH candidates AS (
+    SELECT h.*, ROW_NUMBER() OVER (
+        PARTITION BY h.position ORDER BY h.customer_id
+    ) AS pick
+    FROM contact_history h
+    JOIN household_memberships m ON m.customer_id = h.customer_id
+    WHERE m.household_id = %s
+      AND h.position >= m.from_position
+      AND (m.to_position IS NULL OR h.position < m.to_position)
+      AND {filters}
+)
+SELECT {columns} FROM candidates WHERE pick = 1 ORDER BY position DESC LIMIT %s
+"""

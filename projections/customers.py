@@ -1,0 +1,252 @@
+"""The customer directory: one row per customer, their accounts and total balance."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from api.store.database import Cursor
+from projections import customers_sql as sql
+from projections.records import EventRecord
+
+try:
+    from projections.address_key import address_key
+except ImportError:  # pragma: no cover - only while the normaliser is being written
+    import unicodedata
+
+    def address_key(address: Any) -> str:  # type: ignore[misc]
+        parts = (address.get(k) or "" for k in ("country", "province", "city", "line"))
+        return "|".join(unicodedata.normalize("NFKC", p).strip() for p in parts)
+
+
+CORRECTABLE = (
+    "name",
+    "national_id_hash",
+    "national_id_last4",
+    "birth_date",
+    "gender",
+    "phone",
+    "email",
+    "handling_officer",
+)
+
+_NOT_DIGIT = re.compile(r"\D")
+
+
+def cents(amount: str) -> int:
+    """'1234.50' -> 123450 (amounts are stored as decimal strings)."""
+    return int(Decimal(amount).scaleb(2).to_integral_value())
+
+
+def phone_digits(phone: str | None) -> str | None:
+    return None if phone is None else _NOT_DIGIT.sub("", phone)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class CustomersProjection:
+    name = "customers"
+    tables = ("customers", "accounts", "account_holders")
+
+    def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        for record in records:
+            handler = getattr(self, f"_on_{record.type}", None)
+            if handler is not None:
+                handler(cur, record, record.data)
+
+    # customers -------------------------------------------------------------
+
+    def _on_CustomerRegistered(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        cur.execute(
+            sql.INSERT_CUSTOMER,
+            (
+                data["customer_id"],
+                data["name"],
+                dumps(data["address"]),
+                address_key(data["address"]),
+                data.get("national_id_hash"),
+                data.get("national_id_last4"),
+                data.get("birth_date"),
+                data.get("gender"),
+                data.get("phone"),
+                phone_digits(data.get("phone")),
+                data.get("email"),
+                data["branch_code"],
+                data.get("region_code"),
+                data.get("handling_officer"),
+                record.occurred_at,
+                record.position,
+                record.position,
+            ),
+        )
+
+    def _on_CustomerDetailsCorrected(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        changes = {k: data[k] for k in CORRECTABLE if k in data}
+        if "phone" in changes:
+            changes["phone_digits"] = phone_digits(changes["phone"])
+        if not changes:
+            return
+        assignments = ", ".join(f"{column} = %s" for column in changes)
+        cur.execute(
+            f"UPDATE customers SET {assignments}, position = %s WHERE customer_id = %s",
+            (*changes.values(), record.position, data["customer_id"]),
+        )
+
+    def _on_CustomerMoved(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        cur.execute(
+            sql.UPDATE_ADDRESS,
+            (
+                dumps(data["address"]),
+                address_key(data["address"]),
+                record.position,
+                data["customer_id"],
+            ),
+        )
+
+    def _on_ConsentChanged(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        row = cur.execute(sql.SELECT_CONSENTS, (data["customer_id"],)).fetchone()
+        if row is None:
+            return
+        consents = orjson.loads(row["consents"])
+        consents[f"{data['channel']}/{data['purpose']}"] = data["granted"]
+        cur.execute(
+            sql.UPDATE_CONSENTS,
+            (dumps(consents), record.position, data["customer_id"]),
+        )
+
+    def _on_CustomerDeceased(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        cur.execute(
+            sql.UPDATE_DECEASED,
+            (data.get("date_of_death"), record.position, data["customer_id"]),
+        )
+
+    def _on_CustomersMerged(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        cur.execute(
+            sql.UPDATE_MERGED_INTO,
+            (data["survivor_id"], record.position, data["duplicate_id"]),
+        )
+
+    # accounts --------------------------------------------------------------
+
+    def _on_AccountOpened(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        joint = data.get("joint_holder_ids", [])
+        cur.execute(
+            sql.INSERT_ACCOUNT,
+            (
+                data["account_id"],
+                data["customer_id"],
+                dumps(joint),
+                data["product"],
+                data.get("currency", "CNY"),
+                data["branch_code"],
+                record.position,
+            ),
+        )
+        for holder in [data["customer_id"], *joint]:
+            cur.execute(sql.INSERT_HOLDER, (data["account_id"], holder))
+
+    def _on_BalanceReported(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        cur.execute(
+            sql.UPDATE_BALANCE,
+            (
+                cents(data["balance"]),
+                data["as_of"],
+                record.position,
+                record.position,
+                data["account_id"],
+                data["as_of"],
+            ),
+        )
+        if cur.rowcount:
+            self._refresh_holders(cur, record, data["account_id"])
+
+    def _on_AccountClosed(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        cur.execute(sql.CLOSE_ACCOUNT, (record.position, data["account_id"]))
+        self._refresh_holders(cur, record, data["account_id"])
+
+    @staticmethod
+    def _refresh_holders(cur: Cursor, record: EventRecord, account_id: str) -> None:
+        holders = cur.execute(sql.SELECT_HOLDERS, (account_id,)).fetchall()
+        for holder in holders:
+            cur.execute(
+                sql.REFRESH_TOTAL_BALANCE, (record.position, holder["customer_id"])
+            )
+
+
+# queries ---------------------------------------------------------------------
+
+
+def _customer_row(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    row["address"] = orjson.loads(row["address"])
+    row["consents"] = orjson.loads(row["consents"])
+    row["deceased"] = bool(row["deceased"])
+    row.pop("phone_digits", None)
+    return row
+
+
+def get_customer(cur: Cursor, customer_id: str) -> dict[str, Any] | None:
+    row = cur.execute(sql.SELECT_CUSTOMER, (customer_id,)).fetchone()
+    return None if row is None else _customer_row(row)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_customers(
+    cur: Cursor,
+    name: str | None = None,
+    phone: str | None = None,
+    national_id_hash: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Customers matching every given criterion; name prefix matches come first.
+
+    The national ID is matched by its keyed hash only (the platform never keeps
+    the number itself); phones are compared by their digits.
+    """
+    conditions: list[str] = []
+    params: list[Any] = []
+    order = ""
+    order_params: list[Any] = []
+    if name:
+        pattern = _like_escape(name.strip())
+        conditions.append("name LIKE %s ESCAPE '\\'")
+        params.append(f"%{pattern}%")
+        order = "CASE WHEN name LIKE %s ESCAPE '\\' THEN 0 ELSE 1 END,"
+        order_params.append(f"{pattern}%")
+    if phone:
+        conditions.append("phone_digits = %s")
+        params.append(phone_digits(phone))
+    if national_id_hash:
+        conditions.append("national_id_hash = %s")
+        params.append(national_id_hash)
+    if not conditions:
+        return []
+    query = sql.SEARCH_CUSTOMERS.format(conditions=" AND ".join(conditions), order=order)
+    rows = cur.execute(query, (*params, *order_params, max(1, min(limit, 500))))
+    return [_customer_row(row) for row in rows.fetchall()]

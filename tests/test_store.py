@@ -1,0 +1,204 @@
+"""The event store on both backends: migrations, idempotent and atomic ingest, old events."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from api.bootstrap import Platform, build_platform
+from api.settings import Settings
+from api.store.chain import GENESIS, link
+from api.store.ingest import BatchRejected
+from api.store.migrate import apply_migrations
+from domain.account import Account
+from domain.customer import Customer
+from tests.factories import account_opened, envelope, new_id, registered
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def positions(platform: Platform) -> int:
+    return platform.app.recorder.max_notification_id() or 0
+
+
+def test_migrations_apply_to_an_empty_database_once(settings: Settings) -> None:
+    assert (
+        apply_migrations(settings) != [] or settings.is_postgres
+    )  # the PG template is pre-migrated
+    assert apply_migrations(settings) == []
+    platform = build_platform(settings)
+    try:
+        report = platform.ingestor.ingest([registered()], atomic=True)
+        assert report.outcomes[0].status == "stored"
+    finally:
+        platform.close()
+
+
+def test_reposting_the_same_events_stores_nothing_twice(platform: Platform) -> None:
+    customer = registered(name="陈静", national_id="440106198507071234")
+    batch = [customer, account_opened(customer["data"]["customer_id"])]
+    first = platform.ingestor.ingest(batch, atomic=True)
+    head = positions(platform)
+    second = platform.ingestor.ingest(batch, atomic=True)
+    assert [o.status for o in first.outcomes] == ["stored", "stored"]
+    assert [o.status for o in second.outcomes] == ["duplicate", "duplicate"]
+    assert [o.position for o in second.outcomes] == [o.position for o in first.outcomes]
+    assert positions(platform) == head == 2
+
+
+def test_the_same_event_twice_in_one_batch_is_stored_once(platform: Platform) -> None:
+    customer = registered()
+    report = platform.ingestor.ingest([customer, dict(customer)], atomic=True)
+    assert [o.status for o in report.outcomes] == ["stored", "duplicate"]
+    assert report.outcomes[0].position == report.outcomes[1].position
+    assert positions(platform) == 1
+
+
+def test_same_event_id_with_other_content_is_a_conflict(platform: Platform) -> None:
+    customer = registered(name="赵磊")
+    platform.ingestor.ingest([customer], atomic=True)
+    changed = json.loads(json.dumps(customer))
+    changed["data"]["name"] = "赵蕾"
+    with pytest.raises(BatchRejected) as caught:
+        platform.ingestor.ingest([registered(), changed], atomic=True)
+    assert caught.value.status == 409
+    assert caught.value.problems[0].event_id == customer["event_id"]
+    assert positions(platform) == 1
+
+
+def test_an_atomic_batch_with_one_bad_event_stores_nothing(platform: Platform) -> None:
+    good = registered()
+    unknown_account = envelope(
+        "BalanceReported",
+        {"account_id": new_id(), "balance": "1.00", "as_of": "2025-01-31"},
+    )
+    with pytest.raises(BatchRejected) as caught:
+        platform.ingestor.ingest([good, unknown_account], atomic=True)
+    assert caught.value.code == "unknown_entity"
+    assert caught.value.problems[0].index == 1
+    invalid = registered()
+    invalid["data"]["address"] = {"city": "北京市"}
+    with pytest.raises(BatchRejected) as caught:
+        platform.ingestor.ingest([good, invalid], atomic=True)
+    assert caught.value.problems[0].field == "data.address.line"
+    assert positions(platform) == 0
+
+
+def test_a_non_atomic_batch_stores_the_good_events(platform: Platform) -> None:
+    good = registered()
+    bad = envelope(
+        "CustomerMoved",
+        {"customer_id": new_id(), "address": {"line": "深圳市南山区科技园路1号"}},
+    )
+    report = platform.ingestor.ingest(
+        [good, bad, account_opened(good["data"]["customer_id"])], atomic=False
+    )
+    assert [o.status for o in report.outcomes] == ["stored", "rejected", "stored"]
+    assert (
+        report.outcomes[1].error is not None
+        and report.outcomes[1].error.code == "unknown_entity"
+    )
+    assert positions(platform) == 2
+
+
+def test_concurrent_writers_never_store_an_event_twice(platform: Platform) -> None:
+    customers = [registered(name=f"客户{i}") for i in range(40)]
+    errors: list[BaseException] = []
+
+    def post(offset: int) -> None:
+        try:
+            for start in range(0, 40, 8):
+                chunk = customers[(start + offset) % 40 : (start + offset) % 40 + 8]
+                platform.ingestor.ingest(chunk, atomic=True)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=post, args=(i * 8,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with platform.db.transaction() as cur:
+        logged = cur.execute(
+            "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM crm_event_log"
+        ).fetchone()
+    assert logged == {"n": 40, "ids": 40}
+    assert len(platform.app.recorder.select_notifications(1, 1000)) == 40
+
+
+def test_the_chain_links_every_event_in_position_order(platform: Platform) -> None:
+    customer = registered()
+    platform.ingestor.ingest(
+        [customer, account_opened(customer["data"]["customer_id"])], atomic=True
+    )
+    platform.ingestor.ingest([registered()], atomic=True)
+    with platform.db.transaction() as cur:
+        rows = cur.execute(
+            "SELECT position, chain_hash FROM crm_event_log ORDER BY position"
+        ).fetchall()
+    previous = GENESIS
+    for notification, row in zip(
+        platform.app.recorder.select_notifications(1, 10), rows, strict=True
+    ):
+        previous = link(
+            previous,
+            notification.id,
+            notification.originator_id,
+            notification.originator_version,
+            notification.topic,
+            notification.state,
+        )
+        assert bytes(row["chain_hash"]) == previous
+
+
+def load_frozen(platform: Platform) -> list[dict[str, Any]]:
+    frozen = json.loads((FIXTURES / "stored_events_v1.json").read_text())
+    stored = [
+        StoredEvent(
+            originator_id=UUID(item["originator_id"]),
+            originator_version=item["originator_version"],
+            topic=item["topic"],
+            state=json.dumps(item["state"], ensure_ascii=False).encode(),
+        )
+        for item in frozen
+    ]
+    event_log = {
+        (s.originator_id, s.originator_version): (
+            json.loads(s.state)["event_id"],
+            b"frozen",
+        )
+        for s in stored
+    }
+    platform.app.recorder.insert_events(stored, event_log=event_log)
+    return frozen
+
+
+def test_frozen_v1_stored_events_still_load(platform: Platform) -> None:
+    frozen = load_frozen(platform)
+    customer = platform.app.repository.get(UUID(frozen[0]["originator_id"]))
+    assert isinstance(customer, Customer)
+    assert customer.name == "张伟"
+    assert customer.address == {
+        "line": "上海市浦东新区世纪大道100弄5号1202室",
+        "city": "上海市",
+        "country": "CN",
+    }
+    account = platform.app.repository.get(UUID(frozen[2]["originator_id"]))
+    assert isinstance(account, Account)
+    assert account.customer_id == frozen[0]["originator_id"]
+    # and new events can follow the old ones on the same streams
+    moved = envelope(
+        "CustomerMoved",
+        {
+            "customer_id": frozen[0]["originator_id"],
+            "address": {"line": "杭州市西湖区文三路90号"},
+        },
+    )
+    assert platform.ingestor.ingest([moved], atomic=True).outcomes[0].status == "stored"
