@@ -22,7 +22,7 @@ from api.store.migrate import apply_migrations
 ADMIN_URL = os.environ.get(
     "CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TEMPLATE = "crm_test_template"
+TEMPLATE = f"crm_test_template_{os.getpid()}"  # one per pytest process
 SECRET = "test-secret-key"
 
 
@@ -35,7 +35,7 @@ def _url_for(dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> str:
+def postgres_template() -> Iterator[str]:
     try:
         conn = _admin()
     except psycopg.OperationalError as error:
@@ -46,7 +46,9 @@ def postgres_template() -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
     apply_migrations(Settings(database_url=_url_for(TEMPLATE), secret_key=SECRET))
-    return TEMPLATE
+    yield TEMPLATE
+    with _admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
 
 
 @pytest.fixture
