@@ -35,6 +35,7 @@ class Outcome:
     position: int | None = None
     error: DomainError | None = None
     same_as: int | None = None  # index of the earlier copy of this event in the batch
+    same_event: Any = None  # the earlier copy in another request of a group commit
 
 
 @dataclass
@@ -62,6 +63,15 @@ class BatchRejected(Exception):
 @dataclass
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
+
+    @classmethod
+    def for_batch(cls, raw_events: list[Any]) -> Report:
+        return cls(
+            [
+                Outcome(i, _raw_event_id(raw), "pending")
+                for i, raw in enumerate(raw_events)
+            ]
+        )
 
     @property
     def position(self) -> int | None:
@@ -124,13 +134,8 @@ class Ingestor:
 
     def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
         """Stores what is new; in an atomic batch any problem rejects all of it."""
-        report = Report(
-            [
-                Outcome(i, _raw_event_id(raw), "pending")
-                for i, raw in enumerate(raw_events)
-            ]
-        )
-        candidates = self._validate(raw_events, report, atomic)
+        report = Report.for_batch(raw_events)
+        candidates = self.validate(raw_events, report, atomic)
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
             fresh = self._drop_known(candidates, report, atomic)
             try:
@@ -157,7 +162,7 @@ class Ingestor:
         )
         return report
 
-    def _validate(
+    def validate(
         self, raw_events: list[Any], report: Report, atomic: bool
     ) -> list[_Candidate]:
         candidates: list[_Candidate] = []
@@ -184,44 +189,17 @@ class Ingestor:
         self, candidates: list[_Candidate], report: Report, atomic: bool
     ) -> list[_Candidate]:
         """Marks duplicates (same id, same content) and conflicts (same id, other content)."""
-        known = self._stored_hashes([str(c.event.event_id) for c in candidates])
-        fresh: list[_Candidate] = []
+        known = self.stored_hashes([str(c.event.event_id) for c in candidates])
         seen: dict[str, _Candidate] = {}
-        conflicts: list[Problem] = []
-        for candidate in candidates:
-            outcome = report.outcomes[candidate.index]
-            event_id = str(candidate.event.event_id)
-            if event_id in known:
-                stored_hash, position = known[event_id]
-                if stored_hash == candidate.content_hash:
-                    outcome.status, outcome.position = "duplicate", position
-                    continue
-            elif event_id in seen:
-                stored_hash = seen[event_id].content_hash
-                if stored_hash == candidate.content_hash:
-                    outcome.status, outcome.same_as = "duplicate", seen[event_id].index
-                    continue
-            else:
-                seen[event_id] = candidate
-                fresh.append(candidate)
-                continue
-            error = Conflict(
-                f"event {event_id} was already posted with different content",
-                field="event_id",
-            )
-            outcome.status, outcome.error = "rejected", error
-            conflicts.append(
-                Problem(
-                    candidate.index, event_id, "event_id", error.message, error.code
-                )
-            )
+        fresh = [c for c in candidates if classify(c, report, known, seen)]
+        conflicts = conflicts_of(report)
         if atomic and conflicts:
             raise BatchRejected(
                 Conflict.code, conflicts[0].message, conflicts, status=409
             )
         return fresh
 
-    def _stored_hashes(self, event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
+    def stored_hashes(self, event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
         known: dict[str, tuple[bytes, int]] = {}
         with self.db.transaction() as cur:
             for start in range(0, len(event_ids), 500):
@@ -238,11 +216,11 @@ class Ingestor:
                     )
         return known
 
-    def _stored_meanwhile(self, candidate: _Candidate, report: Report) -> bool:
+    def stored_meanwhile(self, candidate: _Candidate, report: Report) -> bool:
         """A concurrent writer may have stored this very event since we looked: then
         the rule it now breaks (e.g. "already exists") is its own earlier copy."""
         event_id = str(candidate.event.event_id)
-        known = self._stored_hashes([event_id]).get(event_id)
+        known = self.stored_hashes([event_id]).get(event_id)
         if known is None or known[0] != candidate.content_hash:
             return False
         outcome = report.outcomes[candidate.index]
@@ -259,35 +237,83 @@ class Ingestor:
             try:
                 decider.handle(candidate.event)
             except DomainError as error:
-                if self._stored_meanwhile(candidate, report):
+                if self.stored_meanwhile(candidate, report):
                     continue
                 if atomic:
-                    problem = _problem(
-                        candidate.index,
-                        str(candidate.event.event_id),
-                        FieldProblem(field=error.field, message=error.message),
-                        error.code,
-                    )
-                    raise BatchRejected(error.code, error.message, [problem]) from None
+                    raise rejected_by_rule(candidate, error) from None
                 outcome = report.outcomes[candidate.index]
                 outcome.status, outcome.error = "rejected", error
                 continue
             accepted.append(candidate)
         if not accepted:
             return
-        hashes = {str(c.event.event_id): c.content_hash for c in accepted}
-        aggregates = uow.changed()
-        event_log = {
-            (e.originator_id, e.originator_version): (e.event_id, hashes[e.event_id])  # type: ignore[attr-defined]
-            for a in aggregates
-            for e in a.pending_events
-        }
-        recordings = self.app.save(*aggregates, event_log=event_log)
-        positions = {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
+        positions = save_accepted(self.app, uow.changed(), accepted)
         for candidate in accepted:
             outcome = report.outcomes[candidate.index]
             outcome.status = "stored"
             outcome.position = positions[str(candidate.event.event_id)]
+
+
+def save_accepted(
+    app: CrmApplication, aggregates: list[Aggregate], accepted: list[_Candidate]
+) -> dict[str, int]:
+    """One save (one transaction) of every pending fact; returns event_id -> position."""
+    hashes = {str(c.event.event_id): c.content_hash for c in accepted}
+    event_log = {
+        (e.originator_id, e.originator_version): (e.event_id, hashes[e.event_id])  # type: ignore[attr-defined]
+        for a in aggregates
+        for e in a.pending_events
+    }
+    recordings = app.save(*aggregates, event_log=event_log)
+    return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
+
+
+def rejected_by_rule(candidate: _Candidate, error: DomainError) -> BatchRejected:
+    problem = _problem(
+        candidate.index,
+        str(candidate.event.event_id),
+        FieldProblem(field=error.field, message=error.message),
+        error.code,
+    )
+    return BatchRejected(error.code, error.message, [problem])
+
+
+def classify(
+    candidate: _Candidate,
+    report: Report,
+    known: dict[str, tuple[bytes, int]],
+    seen: dict[str, _Candidate],
+) -> bool:
+    """True for an event to store; otherwise marks it duplicate or conflicting.
+
+    `known` holds what the log already has; `seen` what came earlier in this batch."""
+    outcome = report.outcomes[candidate.index]
+    event_id = str(candidate.event.event_id)
+    if event_id in known:
+        stored_hash, position = known[event_id]
+        if stored_hash == candidate.content_hash:
+            outcome.status, outcome.position = "duplicate", position
+            return False
+    elif event_id in seen:
+        if seen[event_id].content_hash == candidate.content_hash:
+            outcome.status, outcome.same_as = "duplicate", seen[event_id].index
+            return False
+    else:
+        seen[event_id] = candidate
+        return True
+    outcome.status = "rejected"
+    outcome.error = Conflict(
+        f"event {event_id} was already posted with different content", field="event_id"
+    )
+    return False
+
+
+def conflicts_of(report: Report) -> list[Problem]:
+    return [
+        Problem(o.index, o.event_id, "event_id", o.error.message, o.error.code)
+        for o in report.outcomes
+        if isinstance(o.error, Conflict)
+    ]
 
 
 def _raw_event_id(raw: Any) -> str | None:

@@ -1,0 +1,257 @@
+"""Group commit: concurrent HTTP posts that arrive together share one `save()`.
+
+Every PostgreSQL save takes the events table lock and waits for its own fsync,
+so one save per request caps the platform near a thousand requests a second.
+Here one writer thread takes every request waiting in the queue, decides each
+one on its own copy of the aggregates (a request stays atomic: all its events
+or none), and saves all the accepted ones in one transaction. Each request is
+answered only after that commit.
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.persistence import IntegrityError
+
+from api.store.ingest import (
+    BatchRejected,
+    Ingestor,
+    Report,
+    UnitOfWork,
+    _Candidate,
+    classify,
+    conflicts_of,
+    rejected_by_rule,
+    save_accepted,
+)
+from domain.errors import DomainError
+from domain.handling import Decider
+
+log = structlog.get_logger("crm.group_commit")
+
+
+class OverlayUnitOfWork(UnitOfWork):
+    """A request's private view of the group's aggregates: discarded if it fails."""
+
+    def __init__(self, base: UnitOfWork) -> None:
+        super().__init__(base.app)
+        self.base = base
+
+    def find(self, cls: type[Any], aggregate_id: UUID) -> Any:
+        if aggregate_id not in self.loaded:
+            found = self.base.find(cls, aggregate_id)
+            self.loaded[aggregate_id] = copy.deepcopy(found)
+        return super().find(cls, aggregate_id)
+
+    def merge_into_base(self) -> None:
+        self.base.loaded.update(self.loaded)
+
+
+@dataclass
+class _Request:
+    raw_events: list[Any]
+    future: Future[Report] = field(default_factory=Future)
+    report: Report | None = None
+    accepted: list[_Candidate] = field(default_factory=list)
+
+
+class GroupCommitter:
+    def __init__(self, ingestor: Ingestor, max_group_events: int = 5000) -> None:
+        self.ingestor = ingestor
+        self.max_group_events = max_group_events
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def ingest(self, raw_events: list[Any]) -> Report:
+        """Stores an atomic batch together with whatever else is waiting; blocks until committed."""
+        self._ensure_started()
+        request = _Request(raw_events)
+        self._queue.put(request)
+        return request.future.result()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="group-commit", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            size = len(first.raw_events)
+            while size < self.max_group_events:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                group.append(item)
+                size += len(item.raw_events)
+            self._process(group)
+
+    def _process(self, group: list[_Request]) -> None:
+        if len(group) == 1:
+            self._alone(group[0])
+            return
+        try:
+            self._together(group)
+        except IntegrityError:
+            # Another process wrote the same aggregates: fall back to one save per request.
+            for request in group:
+                if not request.future.done():
+                    self._alone(request)
+        except (
+            BaseException
+        ) as error:  # answer every waiting request, whatever happened
+            for request in group:
+                if not request.future.done():
+                    request.future.set_exception(error)
+
+    def _alone(self, request: _Request) -> None:
+        try:
+            request.future.set_result(
+                self.ingestor.ingest(request.raw_events, atomic=True)
+            )
+        except BaseException as error:
+            request.future.set_exception(error)
+
+    def _together(self, group: list[_Request]) -> None:
+        live = self._validate_all(group)
+        ids = [str(c.event.event_id) for r in live for c in r.accepted]
+        known = self.ingestor.stored_hashes(ids)
+        seen: dict[str, _Candidate] = {}
+        base = UnitOfWork(self.ingestor.app)
+        decider_key = self.ingestor.national_id_key
+        survivors: list[_Request] = []
+        for request in live:
+            assert request.report is not None
+            own: dict[str, _Candidate] = {}
+            fresh = [
+                c for c in request.accepted if classify(c, request.report, known, own)
+            ]
+            conflicts = conflicts_of(request.report)
+            if conflicts:
+                request.future.set_exception(
+                    BatchRejected(
+                        conflicts[0].code, conflicts[0].message, conflicts, status=409
+                    )
+                )
+                continue
+            fresh = self._drop_seen_in_group(request, fresh, seen)
+            if request.future.done():
+                continue
+            overlay = OverlayUnitOfWork(base)
+            decider = Decider(overlay, decider_key)
+            fresh = self._decide(decider, request, fresh)
+            if request.future.done():
+                continue
+            overlay.merge_into_base()
+            seen.update((str(c.event.event_id), c) for c in fresh)
+            request.accepted = fresh
+            survivors.append(request)
+        self._save(base, survivors)
+
+    def _decide(
+        self, decider: Decider, request: _Request, fresh: list[_Candidate]
+    ) -> list[_Candidate]:
+        assert request.report is not None
+        decided = []
+        for candidate in fresh:
+            try:
+                decider.handle(candidate.event)
+            except DomainError as error:
+                if self.ingestor.stored_meanwhile(candidate, request.report):
+                    continue
+                request.future.set_exception(rejected_by_rule(candidate, error))
+                return []
+            decided.append(candidate)
+        return decided
+
+    def _validate_all(self, group: list[_Request]) -> list[_Request]:
+        live = []
+        for request in group:
+            report = Report.for_batch(request.raw_events)
+            try:
+                request.accepted = self.ingestor.validate(
+                    request.raw_events, report, atomic=True
+                )
+            except BatchRejected as error:
+                request.future.set_exception(error)
+                continue
+            request.report = report
+            live.append(request)
+        return live
+
+    @staticmethod
+    def _drop_seen_in_group(
+        request: _Request, fresh: list[_Candidate], seen: dict[str, _Candidate]
+    ) -> list[_Candidate]:
+        """Two requests of one group carrying the same event (a client retry racing itself).
+
+        `seen` holds only events of earlier requests already accepted in this group."""
+        assert request.report is not None
+        kept = []
+        for candidate in fresh:
+            event_id = str(candidate.event.event_id)
+            earlier = seen.get(event_id)
+            if earlier is None:
+                kept.append(candidate)
+            elif earlier.content_hash == candidate.content_hash:
+                outcome = request.report.outcomes[candidate.index]
+                outcome.status, outcome.same_event = "duplicate", earlier
+            else:
+                message = f"event {event_id} was already posted with different content"
+                error = BatchRejected("event_id_conflict", message, [], status=409)
+                request.future.set_exception(error)
+                return []
+        return kept
+
+    def _save(self, base: UnitOfWork, survivors: list[_Request]) -> None:
+        accepted = [c for r in survivors for c in r.accepted]
+        positions = (
+            save_accepted(self.ingestor.app, base.changed(), accepted)
+            if accepted
+            else {}
+        )
+        for request in survivors:
+            assert request.report is not None
+            for candidate in request.accepted:
+                outcome = request.report.outcomes[candidate.index]
+                outcome.status, outcome.position = (
+                    "stored",
+                    positions[str(candidate.event.event_id)],
+                )
+            for outcome in request.report.outcomes:
+                if outcome.same_event is not None:
+                    outcome.position = positions.get(
+                        str(outcome.same_event.event.event_id)
+                    )
+            request.future.set_result(request.report)
+        log.info(
+            "ingest.group",
+            requests=len(survivors),
+            events=len(accepted),
+            position=max(positions.values(), default=None),
+        )

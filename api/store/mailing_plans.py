@@ -1,0 +1,507 @@
+"""Mailing plans: decide every target of a campaign and record the decisions as facts.
+
+Correctness does not rest on the views being current: the views are first made
+to reach the log head read at the start, and the store itself refuses a second
+piece for a household (slot aggregate id) or a second decision for a customer
+(unique event_id). A plan that loses such a race reloads and decides again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+import structlog
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from api.bootstrap import Platform
+from api.store.database import Cursor, DatabaseUnavailable
+from domain import mailing as m
+from domain.errors import Conflict, NotFound
+from projections.base import Projection
+from projections.households import HouseholdsProjection
+from projections.mailing_decisions import MailingDecisionsProjection, get_campaign
+from projections.runner import PositionMoved, ProjectionRunner
+
+log = structlog.get_logger("crm.mailing")
+
+SOURCE = "crm-platform:mailing-planner"
+CHUNK = 500
+MAX_ATTEMPTS = 30
+CATCH_UP_ERRORS = (PositionMoved, DatabaseUnavailable, psycopg.Error, IntegrityError)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _rows(
+    cur: Cursor, sql: str, ids: Iterable[str], *before: Any
+) -> list[dict[str, Any]]:
+    """`sql` has `{ids}` where the IN list goes; `before` are the params ahead of it."""
+    rows: list[dict[str, Any]] = []
+    for chunk in _chunks(sorted(set(ids))):
+        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
+        rows += cur.execute(sql.format(ids=placeholders), (*before, *chunk)).fetchall()
+    return rows
+
+
+def _cause(event_id: Any, type_: str, position: Any) -> m.Cause:
+    return m.Cause(str(event_id), type_, int(position))
+
+
+class MailingPlanner:
+    def __init__(self, platform: Platform, *, catch_up_timeout: float = 30.0) -> None:
+        self.platform = platform
+        self.catch_up_timeout = catch_up_timeout
+        self._lock = threading.Lock()
+        needed: list[Projection] = [
+            HouseholdsProjection(),  # type: ignore[list-item]
+            MailingDecisionsProjection(),
+        ]
+        runner = platform.runner
+        self._follows = self._running(runner) and {p.name for p in needed} <= {
+            p.name for p in runner.projections
+        }
+        self._own = ProjectionRunner(platform.app, platform.db, needed)
+
+    # views ---------------------------------------------------------------------
+
+    @staticmethod
+    def _running(runner: ProjectionRunner) -> bool:
+        thread = runner._thread
+        return thread is not None and thread.is_alive()
+
+    def catch_up(self, head: int) -> None:
+        """Makes the views this plan reads reach `head` (an event stored before the plan)."""
+        if head <= 0:
+            return
+        deadline = time.monotonic() + self.catch_up_timeout
+        if self._follows and self.platform.runner.wait_for(head, self.catch_up_timeout):
+            return
+        while True:
+            try:
+                with self._lock:
+                    self._own.catch_up()
+            except CATCH_UP_ERRORS as error:  # another runner moved the same view
+                log.info("mailing.catch_up_retry", error=type(error).__name__)
+            if self._own.min_position() >= head:
+                return
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailable(f"the views did not reach position {head}")
+            time.sleep(random.uniform(0.005, 0.03))
+
+    # reads ---------------------------------------------------------------------
+
+    def campaign(self, cur: Cursor, campaign_id: str) -> m.Campaign:
+        row = get_campaign(cur, campaign_id)
+        if row is None:
+            raise NotFound(f"no campaign {campaign_id}")
+        return m.Campaign(
+            campaign_id=campaign_id,
+            channel=row["channel"],
+            purpose=row["purpose"],
+            one_per_household=bool(row["one_per_household"]),
+            cap_max=row["cap_max"],
+            cap_days=row["cap_days"],
+            launched=_cause(row["event_id"], "CampaignLaunched", row["position"]),
+        )
+
+    def decided(
+        self, cur: Cursor, campaign_id: str, targets: Iterable[str]
+    ) -> dict[str, m.Decision]:
+        rows = _rows(
+            cur,
+            "SELECT * FROM mailing_decisions WHERE campaign_id = %s AND customer_id IN {ids}",
+            targets,
+            campaign_id,
+        )
+        return {
+            r["customer_id"]: m.Decision(
+                customer_id=r["customer_id"],
+                outcome=r["outcome"],
+                reason=r["reason"],
+                household_id=r["household_id"],
+                mailing_id=r["mailing_id"],
+                address=None if r["address"] is None else orjson.loads(r["address"]),
+                caused_by=tuple(orjson.loads(r["caused_by"])),
+            )
+            for r in rows
+        }
+
+    def people(
+        self, cur: Cursor, campaign: m.Campaign, ids: list[str]
+    ) -> dict[str, m.Person]:
+        housed = {
+            r["customer_id"]: r
+            for r in _rows(
+                cur, "SELECT * FROM household_people WHERE customer_id IN {ids}", ids
+            )
+        }
+        facts = {
+            r["customer_id"]: r
+            for r in _rows(
+                cur, "SELECT * FROM mailing_people WHERE customer_id IN {ids}", ids
+            )
+        }
+        withdrawn = {
+            r["customer_id"]: _cause(r["event_id"], "ConsentChanged", r["position"])
+            for r in _rows(
+                cur,
+                "SELECT * FROM mailing_consents WHERE channel = %s AND purpose = %s "
+                "AND granted = 0 AND customer_id IN {ids}",
+                ids,
+                campaign.channel,
+                campaign.purpose,
+            )
+        }
+        people = {}
+        for customer_id in ids:
+            fact, home = facts.get(customer_id), housed.get(customer_id)
+            if fact is None:
+                continue
+            people[customer_id] = m.Person(
+                customer_id=customer_id,
+                household_id=None if home is None else home["household_id"],
+                address=None if home is None else orjson.loads(home["address"]),
+                deceased=None
+                if fact["deceased_event_id"] is None
+                else _cause(
+                    fact["deceased_event_id"],
+                    "CustomerDeceased",
+                    fact["deceased_position"],
+                ),
+                merged=None
+                if fact["merged_event_id"] is None
+                else _cause(
+                    fact["merged_event_id"], "CustomersMerged", fact["merged_position"]
+                ),
+                opted_out=withdrawn.get(customer_id),
+                registered_position=0
+                if home is None
+                else int(home["registered_position"]),
+                head_designated_position=None
+                if home is None
+                else home["head_designated_position"],
+                balance_cents=0 if home is None else int(home["balance_cents"] or 0),
+            )
+        return people
+
+    def households(
+        self,
+        cur: Cursor,
+        campaign: m.Campaign,
+        people: Iterable[m.Person],
+        now: datetime,
+    ) -> dict[str, m.Household]:
+        targets = {p.customer_id: p.household_id for p in people if p.household_id}
+        ids = set(targets.values())
+        rows = _rows(
+            cur,
+            "SELECT household_id, address FROM households WHERE household_id IN {ids}",
+            ids,
+        )
+        address = {r["household_id"]: r["address"] for r in rows}
+        member_of = {
+            r["customer_id"]: r["household_id"]
+            for r in _rows(
+                cur,
+                "SELECT customer_id, household_id FROM household_people WHERE household_id IN {ids}",
+                ids,
+            )
+        }
+        moved: dict[str, int] = {}
+        for r in _rows(
+            cur,
+            "SELECT customer_id, moved_position FROM mailing_people WHERE customer_id IN {ids}",
+            member_of,
+        ):
+            household = member_of[r["customer_id"]]
+            moved[household] = max(moved.get(household, 0), int(r["moved_position"]))
+        joined: dict[str, list[m.Cause]] = {}
+        for r in _rows(
+            cur,
+            "SELECT customer_id, joined_by_event_id, joined_by_type, from_position "
+            "FROM household_memberships WHERE to_position IS NULL AND customer_id IN {ids}",
+            targets,
+        ):
+            joined.setdefault(targets[r["customer_id"]], []).append(
+                _cause(r["joined_by_event_id"], r["joined_by_type"], r["from_position"])
+            )
+        piece: dict[str, m.Cause] = {}
+        if campaign.one_per_household:
+            for r in _rows(
+                cur,
+                "SELECT household_id, event_id, position FROM mailing_decisions "
+                "WHERE campaign_id = %s AND outcome = 'scheduled' AND household_id IN {ids}",
+                ids,
+                campaign.campaign_id,
+            ):
+                piece[r["household_id"]] = _cause(
+                    r["event_id"], "MailingScheduled", r["position"]
+                )
+        cutoff = (
+            None
+            if campaign.cap_days is None
+            else (now - timedelta(days=campaign.cap_days)).isoformat()
+        )
+        recent: dict[str, list[m.Cause]] = {}
+        for r in _rows(
+            cur, "SELECT * FROM mailing_pieces WHERE customer_id IN {ids}", member_of
+        ):
+            household = member_of[r["customer_id"]]
+            first = (
+                _cause(
+                    r["scheduled_event_id"], "MailingScheduled", r["scheduled_position"]
+                )
+                if r["scheduled_event_id"]
+                else _cause(r["sent_event_id"], "MailingSent", r["sent_position"])
+            )
+            if r["campaign_id"] == campaign.campaign_id and campaign.one_per_household:
+                piece.setdefault(household, first)
+            when = r["scheduled_at"] or r["sent_at"]
+            if (
+                cutoff is not None
+                and r["purpose"] == campaign.purpose
+                and when >= cutoff
+            ):
+                recent.setdefault(household, []).append(first)
+        returned: dict[str, m.Cause] = {}
+        for r in _rows(
+            cur,
+            "SELECT r.event_id, r.position, p.customer_id FROM mailing_returns r "
+            "JOIN mailing_pieces p ON p.mailing_id = r.mailing_id WHERE p.customer_id IN {ids} "
+            "ORDER BY r.position",
+            member_of,
+        ):
+            household = member_of[r["customer_id"]]
+            if int(r["position"]) > moved.get(household, 0):
+                returned[household] = _cause(
+                    r["event_id"], "MailingReturned", r["position"]
+                )
+        return {
+            h: m.Household(
+                household_id=h,
+                address=None if address.get(h) is None else orjson.loads(address[h]),
+                joined=tuple(sorted(joined.get(h, []), key=lambda c: c.position)),
+                piece=piece.get(h),
+                returned=returned.get(h),
+                recent_pieces=tuple(
+                    sorted(recent.get(h, []), key=lambda c: c.position)
+                ),
+            )
+            for h in ids
+        }
+
+    # the plan ------------------------------------------------------------------
+
+    def plan(
+        self,
+        campaign_id: str,
+        customer_ids: Sequence[str],
+        request_id: str,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Decides every target once; the same request_id always gets the same answer."""
+        stored = self._stored_answer(request_id, campaign_id)
+        if stored is not None:
+            return stored
+        targets = list(dict.fromkeys(str(c) for c in customer_ids))
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            head = self.platform.app.recorder.max_notification_id() or 0
+            self.catch_up(head)
+            now = datetime.now(UTC)
+            with self.platform.db.transaction() as cur:
+                campaign = self.campaign(cur, campaign_id)
+                decided = self.decided(cur, campaign_id, targets)
+                undecided = [t for t in targets if t not in decided]
+                people = self.people(cur, campaign, undecided)
+                households = self.households(cur, campaign, people.values(), now)
+            decisions = m.plan(campaign, targets, people, households, decided)
+            try:
+                decisions, last = self._record(
+                    campaign, decisions, decided, request_id, actor, now
+                )
+                break
+            except IntegrityError:
+                # Another plan took a slot or decided a target first: look again.
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.info("mailing.plan_retry", attempt=attempt, campaign_id=campaign_id)
+                time.sleep(random.uniform(0.0, 0.02 * attempt))
+        answer = _answer(decisions, last or head)
+        return self._keep_answer(request_id, campaign_id, answer)
+
+    def _record(
+        self,
+        campaign: m.Campaign,
+        decisions: list[m.Decision],
+        decided: dict[str, m.Decision],
+        request_id: str,
+        actor: str | None,
+        now: datetime,
+    ) -> tuple[list[m.Decision], int]:
+        """Saves the new pieces first, then the suppressions (which cite their positions)."""
+        fresh = [d for d in decisions if d.customer_id not in decided]
+        pieces = [d for d in fresh if d.outcome == m.SCHEDULED]
+        occurred_at = now.isoformat()
+        positions: dict[str, int] = {}
+        for chunk in _chunks(pieces):
+            positions |= self._save(
+                [self._fact(campaign, d, request_id, actor, occurred_at) for d in chunk]
+            )
+        recipient = {d.mailing_id: d.customer_id for d in pieces}
+        final: dict[str, m.Decision] = {}
+        for d in fresh:
+            if (
+                d.outcome == m.SUPPRESSED
+                and not d.caused_by
+                and d.mailing_id in recipient
+            ):
+                event_id = str(
+                    m.decision_event_id(campaign.campaign_id, recipient[d.mailing_id])
+                )
+                cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
+                d = m.Decision(**{**d.__dict__, "caused_by": (cause.as_json(),)})
+            final[d.customer_id] = d
+        suppressed = [d for d in final.values() if d.outcome == m.SUPPRESSED]
+        for chunk in _chunks(suppressed):
+            positions |= self._save(
+                [self._fact(campaign, d, request_id, actor, occurred_at) for d in chunk]
+            )
+        last = max(positions.values(), default=0)
+        return [final.get(d.customer_id, d) for d in decisions], last
+
+    @staticmethod
+    def _fact(
+        campaign: m.Campaign,
+        decision: m.Decision,
+        request_id: str,
+        actor: str | None,
+        occurred_at: str,
+    ) -> tuple[Aggregate, bytes]:
+        campaign_id = campaign.campaign_id
+        data: dict[str, Any] = {
+            "campaign_id": campaign_id,
+            "customer_id": decision.customer_id,
+            "household_id": decision.household_id,
+            "reason": decision.reason,
+            "caused_by": list(decision.caused_by),
+            "request_id": request_id,
+        }
+        fields = {
+            "event_id": str(m.decision_event_id(campaign_id, decision.customer_id)),
+            "occurred_at": occurred_at,
+            "source": SOURCE,
+            "actor": actor,
+            "data": data,
+        }
+        if decision.outcome == m.SCHEDULED:
+            data |= {"mailing_id": decision.mailing_id, "address": decision.address}
+            slot_key = (
+                decision.household_id
+                if campaign.one_per_household
+                else decision.customer_id
+            )
+            aggregate: Aggregate = m.MailingSlot._create(
+                m.MailingScheduled, id=m.slot_id(campaign_id, str(slot_key)), **fields
+            )
+            return aggregate, m.content_hash("MailingScheduled", fields)
+        aggregate = m.MailingDecision._create(
+            m.MailingSuppressed,
+            id=m.decision_id(campaign_id, decision.customer_id),
+            **fields,
+        )
+        return aggregate, m.content_hash("MailingSuppressed", fields)
+
+    def _save(self, facts: list[tuple[Aggregate, bytes]]) -> dict[str, int]:
+        event_log = {
+            (e.originator_id, e.originator_version): (e.event_id, digest)  # type: ignore[attr-defined]
+            for aggregate, digest in facts
+            for e in aggregate.pending_events
+        }
+        recordings = self.platform.app.save(*(a for a, _ in facts), event_log=event_log)
+        return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
+
+    # answers -------------------------------------------------------------------
+
+    def _stored_answer(
+        self, request_id: str, campaign_id: str
+    ) -> dict[str, Any] | None:
+        with self.platform.db.transaction() as cur:
+            row = cur.execute(
+                "SELECT campaign_id, response FROM mailing_plan_requests WHERE request_id = %s",
+                (request_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        if row["campaign_id"] != campaign_id:
+            raise Conflict(
+                f"request {request_id} was a plan for campaign {row['campaign_id']}",
+                code="request_id_conflict",
+                field="request_id",
+            )
+        answer: dict[str, Any] = orjson.loads(row["response"])
+        return answer
+
+    def _keep_answer(
+        self, request_id: str, campaign_id: str, answer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The first answer stored for a request_id wins (two copies may race here)."""
+        with self.platform.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO mailing_plan_requests (request_id, campaign_id, response, created_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING",
+                (
+                    request_id,
+                    campaign_id,
+                    orjson.dumps(answer).decode(),
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
+        stored = self._stored_answer(request_id, campaign_id)
+        assert stored is not None
+        return stored
+
+
+def _answer(decisions: list[m.Decision], position: int) -> dict[str, Any]:
+    return {
+        "scheduled": [
+            {
+                "mailing_id": d.mailing_id,
+                "household_id": d.household_id,
+                "customer_id": d.customer_id,
+                "address": d.address,
+            }
+            for d in decisions
+            if d.outcome == m.SCHEDULED
+        ],
+        "suppressed": [
+            {
+                "customer_id": d.customer_id,
+                "household_id": d.household_id,
+                "reason": d.reason,
+                "caused_by": list(d.caused_by),
+            }
+            for d in decisions
+            if d.outcome == m.SUPPRESSED
+        ],
+        "position": position,
+    }
+
+
+def planner_of(platform: Platform) -> MailingPlanner:
+    """One planner per platform (it owns the catch-up runner for its views)."""
+    planner = platform.extras.get("mailing_planner")
+    if not isinstance(planner, MailingPlanner):
+        planner = MailingPlanner(platform)
+        platform.extras["mailing_planner"] = planner
+    return planner
