@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from api.settings import Settings
 from api.store.application import CrmApplication, eventsourcing_env
 from api.store.database import Database, PostgresDatabase, SQLiteDatabase
+from api.store.group_commit import GroupCommitter
 from api.store.ingest import Ingestor
 from api.store.migrate import apply_migrations
 from projections.registry import all_projections
@@ -23,10 +24,12 @@ class Platform:
     app: CrmApplication
     ingestor: Ingestor
     runner: ProjectionRunner
+    committer: GroupCommitter
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
         self.runner.stop()
+        self.committer.close()
         self.app.close()
         self.db.close()
 
@@ -60,4 +63,11 @@ def build_platform(
         poll_seconds=settings.projection_poll_seconds,
         listen_conninfo=postgres_conninfo(settings) if settings.is_postgres else None,
     )
-    return Platform(settings=settings, db=db, app=app, ingestor=ingestor, runner=runner)
+    return Platform(
+        settings=settings,
+        db=db,
+        app=app,
+        ingestor=ingestor,
+        runner=runner,
+        committer=GroupCommitter(ingestor),
+    )

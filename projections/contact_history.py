@@ -31,18 +31,6 @@ __all__ = [
     "utc_text",
 ]
 
-CUSTOMER_EVENTS = frozenset(
-    {
-        "CustomerRegistered",
-        "CustomerDetailsCorrected",
-        "CustomerMoved",
-        "ConsentChanged",
-        "CustomerDeceased",
-        "HouseholdHeadDesignated",
-        "ContactLogged",
-    }
-)
-
 
 @dataclass
 class Attribution:
@@ -53,8 +41,8 @@ class Attribution:
 
 
 class ContactHistoryProjection:
-    name = "contact_history"
-    tables = sql.TABLES
+    name: str = "contact_history"
+    tables: tuple[str, ...] = sql.TABLES
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
         for record in records:

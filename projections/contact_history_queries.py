@@ -43,7 +43,8 @@ def decode_cursor(cursor: str) -> int:
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidCursor("malformed cursor") from None
     number = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not number.isdigit():
+    valid = number.isascii() and number.isdigit() and len(number) <= 18
+    if not text.startswith(_CURSOR_PREFIX) or not valid:
         raise InvalidCursor("malformed cursor")
     return int(number)
 

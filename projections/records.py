@@ -32,7 +32,7 @@ def decode(app: Application[Any], notification: Notification) -> EventRecord:
         event_id=fact.event_id,  # type: ignore[attr-defined]
         type=event_type(fact),  # type: ignore[arg-type]
         occurred_at=fact.occurred_at,  # type: ignore[attr-defined]
-        recorded_at=fact.timestamp.isoformat(),
+        recorded_at=fact.timestamp.isoformat(),  # type: ignore[attr-defined]
         source=fact.source,  # type: ignore[attr-defined]
         actor=fact.actor,  # type: ignore[attr-defined]
         data=fact.data,  # type: ignore[attr-defined]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.contact_history import ContactHistoryProjection
 
 
 def all_projections() -> list[Projection]:
-    return []
+    return [ContactHistoryProjection()]

@@ -110,7 +110,7 @@ class ProjectionRunner:
         while not self._stop.is_set():
             with self.db.transaction() as cur:
                 start = read_position(cur, projection.name)
-            notifications = self.app.recorder.select_notifications(  # type: ignore[attr-defined]
+            notifications = self.app.recorder.select_notifications(
                 start, self.batch_size, inclusive_of_start=False
             )
             if not notifications:
