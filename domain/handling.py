@@ -60,8 +60,10 @@ class Decider:
         self.source = source
         self.national_id_key = national_id_key
 
-    def handle(self, event: ValidEvent) -> None:
-        data = stored_data(event, self.national_id_key)
+    def handle(self, event: ValidEvent, data: dict[str, Any] | None = None) -> None:
+        """Applies `event`; `data` is its stored form when the caller already made it."""
+        if data is None:
+            data = stored_data(event, self.national_id_key)
         fields = fact_fields(event, data)
         getattr(self, f"_on_{event.type}")(data, fields)
 

@@ -143,6 +143,7 @@ class GroupCommitter:
         known = self.ingestor.stored_hashes(ids)
         seen: dict[str, _Candidate] = {}
         base = UnitOfWork(self.ingestor.app)
+        base.preload(self.ingestor.db, [c for r in live for c in r.accepted])
         decider_key = self.ingestor.national_id_key
         survivors: list[_Request] = []
         for request in live:
@@ -180,7 +181,7 @@ class GroupCommitter:
         decided = []
         for candidate in fresh:
             try:
-                decider.handle(candidate.event)
+                decider.handle(candidate.event, candidate.data)
             except DomainError as error:
                 if self.ingestor.stored_meanwhile(candidate, request.report):
                     continue

@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 
 from api.store.application import CrmApplication
 from api.store.database import Database
+from api.store.streams import load_aggregates
 from domain.catalogue import FieldProblem, InvalidEvent, ValidEvent, parse_envelope
 from domain.errors import Conflict, DomainError, RuleViolated
 from domain.handling import Decider, fact_fields, stored_data
@@ -87,6 +88,7 @@ class _Candidate:
     index: int
     event: ValidEvent
     content_hash: bytes
+    data: dict[str, Any]  # `data` as it will be stored
 
 
 class UnitOfWork:
@@ -113,12 +115,26 @@ class UnitOfWork:
     def add(self, aggregate: Aggregate) -> None:
         self.loaded[aggregate.id] = aggregate
 
+    def preload(self, db: Database, candidates: list[_Candidate]) -> None:
+        """Loads, in one query, every aggregate the candidates name."""
+        ids = {
+            i for c in candidates for i in _referenced_ids(c.data)
+        } - self.loaded.keys()
+        found = load_aggregates(self.app, db, ids)
+        for aggregate_id in ids:
+            self.loaded[aggregate_id] = found.get(aggregate_id)
+
     def changed(self) -> list[Aggregate]:
         return [a for a in self.loaded.values() if a is not None and a.pending_events]
 
 
-def content_hash(event: ValidEvent, national_id_key: bytes) -> bytes:
-    fields = fact_fields(event, stored_data(event, national_id_key))
+def _referenced_ids(data: dict[str, Any]) -> list[UUID]:
+    ids = [UUID(v) for k, v in data.items() if k.endswith("_id") and isinstance(v, str)]
+    return ids + [UUID(v) for v in data.get("joint_holder_ids", [])]
+
+
+def content_hash(event: ValidEvent, data: dict[str, Any]) -> bytes:
+    fields = fact_fields(event, data)
     fields["type"] = event.type
     del fields["event_id"]
     return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
@@ -178,9 +194,8 @@ class Ingestor:
                     for p in error.problems
                 ]
                 continue
-            candidates.append(
-                _Candidate(index, event, content_hash(event, self.national_id_key))
-            )
+            data = stored_data(event, self.national_id_key)
+            candidates.append(_Candidate(index, event, content_hash(event, data), data))
         if atomic and problems:
             raise BatchRejected("invalid_event", problems[0].message, problems)
         return candidates
@@ -231,11 +246,12 @@ class Ingestor:
         self, fresh: list[_Candidate], report: Report, atomic: bool
     ) -> None:
         uow = UnitOfWork(self.app)
+        uow.preload(self.db, fresh)
         decider = Decider(uow, self.national_id_key)
         accepted: list[_Candidate] = []
         for candidate in fresh:
             try:
-                decider.handle(candidate.event)
+                decider.handle(candidate.event, candidate.data)
             except DomainError as error:
                 if self.stored_meanwhile(candidate, report):
                     continue
