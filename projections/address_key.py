@@ -53,6 +53,7 @@ __all__ = ["address_key"]
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ASCII_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
 _NON_WORD = re.compile(r"[\W_]+")
+_HASH_AFTER_ALNUM = re.compile(r"(?<=[0-9a-z])[^\w#]*#")
 # Characters NFKC leaves alone but that real data uses interchangeably.
 _VARIANTS = str.maketrans(
     {
@@ -106,8 +107,6 @@ def _clean_cjk(text: str) -> str:
     return _join_separators(text)
 
 
-_HASH_AFTER_ALNUM = re.compile(r"(?<=[0-9a-z])\s*#")
-
 # --------------------------------------------------------------------------
 # Chinese numerals ("三号楼", "五〇一室", "人民南路四段")
 # --------------------------------------------------------------------------
@@ -133,9 +132,10 @@ _CN_NUMERAL = re.compile(
     rf"(?<![{_CN_NUM_CHARS}])第?([{_CN_NUM_CHARS}]+)"
     r"(?=号|栋|幢|座|单元|室|层|楼|段|弄|巷|期|区|组|排)"
 )
-# "中山三路" = "中山3路", but not "五一路"/"八一路" (dates used as names).
+# "中山三路" = "中山3路", "文一西路" = "文1西路", but not "五一路"/"八一路"
+# (dates used as names).
 _CN_NUMERAL_ROAD = re.compile(
-    rf"(?<=[\u4e00-\u9fff])(?<![{_CN_NUM_CHARS}])([一二三四五六七八九十])(?=路|街|马路)"
+    rf"(?<=[\u4e00-\u9fff])(?<![{_CN_NUM_CHARS}])([一二三四五六七八九十])(?=[东西南北中]?(?:路|街|马路))"
 )
 _ARABIC_ORDINAL = re.compile(
     r"第(?=\d+(?:号|栋|幢|座|单元|室|层|楼|段|弄|巷|期|区|组|排))"
@@ -332,7 +332,7 @@ _ROOM = re.compile(r"(?<![0-9a-z-])(\d+[a-z]?|[a-z]\d+)(?:号房|房|室|户)")
 _ROOM_AFTER_UNIT = re.compile(r"(?<=单元)(\d+[a-z]?)号?$")
 _ROOM_AFTER_BUILDING = re.compile(r"(?<=栋)(\d+[a-z]?)$")
 _ROOM_BARE = re.compile(r"(?<=[号层座])(\d{3,5}[a-z]?)$")
-_FLOOR_THEN_ROOM = re.compile(r"(\d+)层(\d+)(?=[a-z]?室)")
+_FLOOR_THEN_ROOM = re.compile(r"(?<!\d)(\d+)层(\d+)(?=[a-z]?室)")
 _STREET_NUMBER = re.compile(r"(?<=[路街道巷])(\d+(?:-\d+)?)$")
 
 
