@@ -16,10 +16,10 @@ from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from api.http.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.http.responses import JSONResponse
 from api.store.database import DatabaseUnavailable
 from api.store.ingest import BatchRejected
 from domain.errors import NotFound

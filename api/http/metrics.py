@@ -18,7 +18,7 @@ class ProjectionState:
 
 
 def log_head(platform: Platform) -> int:
-    return int(platform.app.recorder.max_notification_id() or 0)  # type: ignore[attr-defined]
+    return int(platform.app.recorder.max_notification_id() or 0)
 
 
 def projection_states(platform: Platform) -> tuple[int, list[ProjectionState]]:

@@ -26,7 +26,7 @@ _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,64}$")
 def request_id_from(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if _SANE_REQUEST_ID.match(text):
                 return text
     return uuid.uuid4().hex

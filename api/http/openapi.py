@@ -131,7 +131,7 @@ def events_request_body(max_batch_events: int) -> dict[str, Any]:
         "requestBody": {
             "required": True,
             "description": (
-                f"One event, or up to {max_batch_events} as {{\"events\": [...]}}, "
+                f'One event, or up to {max_batch_events} as {{"events": [...]}}, '
                 "stored all-or-nothing."
             ),
             "content": {

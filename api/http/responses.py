@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
 
 
 def _default(value: Any) -> Any:
@@ -21,8 +21,6 @@ def dumps(content: Any) -> bytes:
     return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
-class JSONResponse(Response):
-    media_type = "application/json"
-
+class JSONResponse(StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
         return dumps(content)

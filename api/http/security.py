@@ -59,9 +59,12 @@ def require(route: str) -> Callable[..., ApiKey]:
         if key.role not in allowed:
             raise _forbidden(f"the {key.role} role may not call this endpoint")
         path_customer = request.path_params.get("customer_id")
-        if key.role == "customer" and path_customer is not None:
-            if str(path_customer).lower() != str(key.customer_id).lower():
-                raise _forbidden("a customer key reads only its own customer")
+        if (
+            key.role == "customer"
+            and path_customer is not None
+            and str(path_customer).lower() != str(key.customer_id).lower()
+        ):
+            raise _forbidden("a customer key reads only its own customer")
         request.state.role = key.role
         return key
 

@@ -30,7 +30,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 def events_of(payload: Any, max_events: int) -> list[Any]:
     """The posted events: a lone envelope, or the list under `events`."""
     if isinstance(payload, dict) and "events" in payload and "type" not in payload:
-        events = payload["events"]
+        events: list[Any] = payload["events"]
         problem = None
         if not isinstance(events, list):
             problem = "must be a list of events"
@@ -59,7 +59,9 @@ def events_of(payload: Any, max_events: int) -> list[Any]:
     status_code=201,
     response_model=IngestResponse,
     responses=_RESPONSES,
-    openapi_extra=events_request_body(Settings.model_fields["max_batch_events"].default),
+    openapi_extra=events_request_body(
+        Settings.model_fields["max_batch_events"].default
+    ),
     summary="Post one event or a batch",
 )
 def post_events(
@@ -72,7 +74,7 @@ def post_events(
     events = events_of(parse_json(body), platform.settings.max_batch_events)
     request.state.events = len(events)
     check_customer_events(key, events)
-    report = platform.ingestor.ingest(events, atomic=True)
+    report = platform.committer.ingest(events)
     metrics = request.app.state.metrics
     for outcome in report.outcomes:
         if outcome.status == "stored":

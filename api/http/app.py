@@ -1,0 +1,54 @@
+"""The HTTP API: `create_app(platform)` is what `crm serve` hands to uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.bootstrap import Platform
+from api.http.errors import install_error_handlers
+from api.http.metrics import HttpMetrics
+from api.http.middleware import RequestContext
+from api.http.openapi import install_openapi
+from api.http.responses import JSONResponse
+from api.http.routes import events, health, reads
+
+DESCRIPTION = """\
+Event-sourced customer interactions: post events, read households and contact history.
+
+Every endpoint but `/healthz` needs `Authorization: Bearer <key>` (`crm keys create`).
+Errors always have the shape `{"error": {"code", "message", "details", "request_id"}}`.
+"""
+
+
+def create_app(platform: Platform, *, run_projections: bool = False) -> FastAPI:
+    """The web app over `platform`; with `run_projections` it also feeds the views."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_projections:
+            platform.runner.start()
+        try:
+            yield
+        finally:
+            if run_projections:
+                platform.runner.stop()
+
+    app = FastAPI(
+        title="CRM platform",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+    )
+    app.state.platform = platform
+    app.state.metrics = HttpMetrics()
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(events.router)
+    app.include_router(reads.router)
+    install_openapi(app)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,314 @@
+"""Reads of the customer, household and contact-history views.
+
+Every read takes `min_position`: it waits (bounded) until the views have applied
+that log position, so a client can read its own writes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.http.errors import ApiError
+from api.http.schemas import (
+    READ_ERRORS,
+    ContactHistoryPage,
+    CustomerMatches,
+    CustomerProfile,
+    Household,
+    HouseholdPage,
+)
+from api.http.security import platform_of, require
+from api.http.views import (
+    id_of,
+    not_found,
+    page_of,
+    public,
+    view_module,
+    wait_for_position,
+)
+from api.store.database import Cursor
+from domain.national_id import protect
+from projections.runner import read_position
+
+router = APIRouter(tags=["reads"], responses=READ_ERRORS)
+
+HOUSEHOLDS_PROJECTION = "households"
+
+MinPosition = Query(
+    None, ge=0, description="Wait until the views reflect this log position"
+)
+Limit = Query(50, ge=1, le=500)
+
+
+@router.get("/v1/customers/search", response_model=CustomerMatches)
+def search_customers(
+    request: Request,
+    name: str | None = Query(None, min_length=1, max_length=200),
+    phone: str | None = Query(None, min_length=1, max_length=40),
+    national_id: str | None = Query(None, min_length=1, max_length=40),
+    limit: int = Limit,
+    min_position: int | None = MinPosition,
+    _key: Any = Depends(require("customers.search")),
+) -> dict[str, Any]:
+    """Finds customers by name, phone or national ID (matched by keyed hash only)."""
+    if not (name or phone or national_id):
+        raise ApiError(
+            422,
+            "invalid_request",
+            "give name, phone or national_id",
+            [{"field": "query", "message": "name, phone or national_id is required"}],
+        )
+    platform = platform_of(request)
+    wait_for_position(platform, min_position)
+    customers = view_module("customers")
+    id_hash = (
+        protect(national_id, platform.settings.national_id_key)[0]
+        if national_id
+        else None
+    )
+    with platform.db.transaction() as cur:
+        rows = customers.search_customers(
+            cur, name=name, phone=phone, national_id_hash=id_hash, limit=limit
+        )
+    return {"customers": [public(row) for row in rows]}
+
+
+@router.get("/v1/customers/{customer_id}", response_model=CustomerProfile)
+def get_customer(
+    request: Request,
+    customer_id: UUID,
+    min_position: int | None = MinPosition,
+    _key: Any = Depends(require("customers.get")),
+) -> dict[str, Any]:
+    """A customer's profile: national ID as its last 4 only, consents, household."""
+    platform = platform_of(request)
+    wait_for_position(platform, min_position)
+    customers = view_module("customers")
+    with platform.db.transaction() as cur:
+        row = customers.get_customer(cur, str(customer_id))
+        if row is None:
+            raise not_found("customer", str(customer_id))
+        profile = public(dict(row))
+        if profile.get("household_id") is None:
+            profile["household_id"] = _household_id_of(cur, str(customer_id))
+    return profile
+
+
+@router.get("/v1/customers/{customer_id}/household", response_model=Household)
+def get_customer_household(
+    request: Request,
+    customer_id: UUID,
+    min_position: int | None = MinPosition,
+    _key: Any = Depends(require("customers.household")),
+) -> dict[str, Any]:
+    """The household the customer belongs to now."""
+    platform = platform_of(request)
+    wait_for_position(platform, min_position)
+    view_module("households")
+    with platform.db.transaction() as cur:
+        household_id = _household_id_of(cur, str(customer_id))
+        if household_id is None:
+            raise not_found("household for customer", str(customer_id))
+        return _household(cur, household_id)
+
+
+@router.get("/v1/households", response_model=HouseholdPage)
+def list_households(
+    request: Request,
+    branch_code: str | None = Query(None, max_length=32),
+    region_code: str | None = Query(None, max_length=32),
+    value_tier: str | None = Query(None, max_length=32),
+    cursor: str | None = Query(None, max_length=200),
+    limit: int = Limit,
+    min_position: int | None = MinPosition,
+    _key: Any = Depends(require("households.list")),
+) -> dict[str, Any]:
+    """Households, filtered by branch, region or value tier, a page at a time."""
+    platform = platform_of(request)
+    wait_for_position(platform, min_position)
+    households = view_module("households")
+    filters: dict[str, Any] = {"branch_code": branch_code, "region_code": region_code}
+    takes_tier = (
+        "value_tier" in inspect.signature(households.list_households).parameters
+    )
+    if takes_tier:
+        filters["value_tier"] = value_tier
+    with platform.db.transaction() as cur:
+        try:
+            result = households.list_households(
+                cur, cursor=cursor, limit=limit, **filters
+            )
+        except ValueError:
+            raise _bad_cursor() from None
+        position = read_position(cur, HOUSEHOLDS_PROJECTION)
+    rows, next_cursor = page_of(result)
+    if not isinstance(result, tuple) and len(rows) >= limit:
+        next_cursor = id_of(rows[-1], "household_id")
+    if value_tier is not None and not takes_tier:
+        rows = [row for row in rows if row.get("value_tier") == value_tier]
+    return {
+        "households": [public(row) for row in rows],
+        "next_cursor": next_cursor,
+        "position": position,
+    }
+
+
+@router.get("/v1/households/{household_id}", response_model=Household)
+def get_household(
+    request: Request,
+    household_id: UUID,
+    min_position: int | None = MinPosition,
+    _key: Any = Depends(require("households.get")),
+) -> dict[str, Any]:
+    """Members, address, primary recipient, whether mailable and why not."""
+    platform = platform_of(request)
+    wait_for_position(platform, min_position)
+    view_module("households")
+    with platform.db.transaction() as cur:
+        return _household(cur, str(household_id))
+
+
+@router.get(
+    "/v1/customers/{customer_id}/contact-history", response_model=ContactHistoryPage
+)
+def customer_contact_history(
+    request: Request,
+    customer_id: UUID,
+    cursor: str | None = Query(None, max_length=200),
+    limit: int = Limit,
+    channel: str | None = Query(None, max_length=32),
+    type: list[str] | None = Query(None),
+    since: datetime | None = Query(None),
+    until: datetime | None = Query(None),
+    min_position: int | None = MinPosition,
+    _key: Any = Depends(require("customers.contact_history")),
+) -> dict[str, Any]:
+    """Every touchpoint with the customer, newest first."""
+    platform = platform_of(request)
+    filters = _history_filters(cursor, limit, channel, type, since, until)
+    wait_for_position(platform, min_position)
+    customers = view_module("customers")
+    history = view_module("contact_history")
+    with platform.db.transaction() as cur:
+        if customers.get_customer(cur, str(customer_id)) is None:
+            raise not_found("customer", str(customer_id))
+        return _history_page(history.customer_history, cur, str(customer_id), filters)
+
+
+@router.get(
+    "/v1/households/{household_id}/contact-history", response_model=ContactHistoryPage
+)
+def household_contact_history(
+    request: Request,
+    household_id: UUID,
+    cursor: str | None = Query(None, max_length=200),
+    limit: int = Limit,
+    channel: str | None = Query(None, max_length=32),
+    type: list[str] | None = Query(None),
+    since: datetime | None = Query(None),
+    until: datetime | None = Query(None),
+    min_position: int | None = MinPosition,
+    _key: Any = Depends(require("households.contact_history")),
+) -> dict[str, Any]:
+    """Every touchpoint with any member of the household, newest first."""
+    platform = platform_of(request)
+    filters = _history_filters(cursor, limit, channel, type, since, until)
+    wait_for_position(platform, min_position)
+    households = view_module("households")
+    history = view_module("contact_history")
+    with platform.db.transaction() as cur:
+        if households.get_household(cur, str(household_id)) is None:
+            raise not_found("household", str(household_id))
+        return _history_page(history.household_history, cur, str(household_id), filters)
+
+
+def _household_id_of(cur: Cursor, customer_id: str) -> str | None:
+    households = view_module("households")
+    return id_of(households.household_of(cur, customer_id), "household_id")
+
+
+def _household(cur: Cursor, household_id: str) -> dict[str, Any]:
+    households = view_module("households")
+    row = households.get_household(cur, household_id)
+    if row is None:
+        raise not_found("household", household_id)
+    household = public(dict(row))
+    household.setdefault("household_id", household_id)
+    if "members" not in household:
+        household["members"] = households.members(cur, household_id)
+    head = household.get("head_customer_id")
+    household["members"] = [_member(cur, dict(m), head) for m in household["members"]]
+    if "position" in household:
+        household["updated_position"] = household["position"]
+    household["position"] = read_position(cur, HOUSEHOLDS_PROJECTION)
+    return household
+
+
+def _member(cur: Cursor, member: dict[str, Any], head: Any) -> dict[str, Any]:
+    """A member as published: id, name, role, deceased, since (filled from the customer view)."""
+    customer_id = member.get("customer_id")
+    if member.get("name") is None and customer_id is not None:
+        profile = view_module("customers").get_customer(cur, str(customer_id))
+        member["name"] = None if profile is None else profile.get("name")
+    member.setdefault("role", "head" if head and customer_id == head else "member")
+    return public(member)
+
+
+def _utc(value: datetime | None, field: str) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"query.{field}: needs a UTC offset",
+            [
+                {
+                    "field": f"query.{field}",
+                    "message": "a time with an offset is required",
+                }
+            ],
+        )
+    return value.astimezone(UTC).isoformat()
+
+
+def _history_filters(
+    cursor: str | None,
+    limit: int,
+    channel: str | None,
+    types: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "cursor": cursor,
+        "limit": limit,
+        "channel": channel,
+        "types": types or None,
+        "since": _utc(since, "since"),
+        "until": _utc(until, "until"),
+    }
+
+
+def _history_page(
+    reader: Any, cur: Cursor, id_: str, filters: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        rows, next_cursor = page_of(reader(cur, id_, **filters))
+    except ValueError:
+        raise _bad_cursor() from None
+    return {"entries": [public(dict(r)) for r in rows], "next_cursor": next_cursor}
+
+
+def _bad_cursor() -> ApiError:
+    return ApiError(
+        422,
+        "invalid_request",
+        "query.cursor: not a cursor this endpoint issued",
+        [{"field": "query.cursor", "message": "invalid cursor"}],
+    )

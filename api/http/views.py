@@ -1,0 +1,67 @@
+"""Access to the view modules, which may not be deployed yet, and their public shape."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from api.bootstrap import Platform
+from api.http.errors import ApiError
+
+RETRY_AFTER = "1"
+
+
+def view_module(name: str) -> ModuleType:
+    """`projections.<name>`, or 501 while that view is not part of this build."""
+    module_name = f"projections.{name}"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        raise ApiError(
+            501, "view_not_available", f"the {name} view is not deployed"
+        ) from None
+
+
+def wait_for_position(platform: Platform, min_position: int | None) -> None:
+    """Read-your-writes: waits (bounded) until the views reflect `min_position`."""
+    if min_position is None or min_position <= 0:
+        return
+    timeout = platform.settings.read_wait_seconds
+    if not platform.runner.wait_for(min_position, timeout):
+        raise ApiError(
+            503,
+            "not_caught_up",
+            f"the views have not reached position {min_position} yet",
+            [{"field": "query.min_position", "message": "not reached yet"}],
+            headers={"Retry-After": RETRY_AFTER},
+        )
+
+
+def not_found(kind: str, id_: str) -> ApiError:
+    return ApiError(404, "not_found", f"no {kind} {id_}")
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    """Drops what must never leave: national-ID hashes and full national IDs."""
+    return {
+        key: value
+        for key, value in row.items()
+        if "hash" not in key and key != "national_id"
+    }
+
+
+def id_of(value: Any, key: str) -> str | None:
+    """A view helper may return an id, or a row holding it."""
+    if isinstance(value, dict):
+        value = value.get(key)
+    return None if value is None else str(value)
+
+
+def page_of(result: Any) -> tuple[list[dict[str, Any]], str | None]:
+    if isinstance(result, tuple):
+        rows, cursor = result
+        return list(rows), None if cursor is None else str(cursor)
+    return list(result), None

@@ -1,0 +1,156 @@
+"""Reads of the views over HTTP (skipped until the view modules are part of the build)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.bootstrap import Platform
+from api.http import create_app
+from api.keys import create_key
+from projections.runner import ProjectionRunner
+from tests.factories import envelope, new_id, registered
+
+customers = pytest.importorskip(
+    "projections.customers", reason="the customers view is not built yet"
+)
+households = pytest.importorskip(
+    "projections.households", reason="the households view is not built yet"
+)
+contact_history = pytest.importorskip(
+    "projections.contact_history", reason="the contact-history view is not built yet"
+)
+
+NATIONAL_ID = "110105198203154321"
+
+
+@pytest.fixture
+def client(platform: Platform) -> Iterator[TestClient]:
+    platform.runner = ProjectionRunner(
+        platform.app,
+        platform.db,
+        [
+            customers.CustomersProjection(),
+            households.HouseholdsProjection(),
+            contact_history.ContactHistoryProjection(),
+        ],
+    )
+    with TestClient(create_app(platform)) as test_client:
+        key = create_key(platform.db, "admin")
+        test_client.headers["Authorization"] = f"Bearer {key}"
+        yield test_client
+
+
+@pytest.fixture
+def wang_fang(client: TestClient, platform: Platform) -> str:
+    event = registered(name="王芳", national_id=NATIONAL_ID, phone="+86 138 0013 8000")
+    spouse = registered(name="李强")
+    contact = envelope(
+        "ContactLogged",
+        {
+            "contact_id": new_id(),
+            "customer_id": event["data"]["customer_id"],
+            "channel": "phone",
+            "direction": "inbound",
+            "topic": "咨询理财产品",
+        },
+    )
+    declared = envelope(
+        "RelationshipDeclared",
+        {
+            "customer_id": event["data"]["customer_id"],
+            "related_customer_id": spouse["data"]["customer_id"],
+            "relation": "spouse",
+            "same_household": True,
+        },
+    )
+    response = client.post(
+        "/v1/events", json={"events": [event, spouse, declared, contact]}
+    )
+    assert response.status_code == 201, response.text
+    platform.runner.catch_up()
+    return str(event["data"]["customer_id"])
+
+
+def test_profile_shows_only_the_last_four_of_the_national_id(
+    client: TestClient, wang_fang: str
+) -> None:
+    response = client.get(f"/v1/customers/{wang_fang}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["customer_id"] == wang_fang
+    assert body["national_id_last4"] == NATIONAL_ID[-4:]
+    assert NATIONAL_ID not in response.text
+    assert "hash" not in response.text
+    assert body["household_id"]
+
+
+def test_search_by_national_id_matches_by_hash_and_never_echoes(
+    client: TestClient, wang_fang: str
+) -> None:
+    found = client.get("/v1/customers/search", params={"national_id": NATIONAL_ID})
+    assert found.status_code == 200
+    assert [c["customer_id"] for c in found.json()["customers"]] == [wang_fang]
+    assert NATIONAL_ID not in found.text
+    other = client.get(
+        "/v1/customers/search", params={"national_id": "110105199001011234"}
+    )
+    assert other.json()["customers"] == []
+
+
+def test_household_of_a_customer_lists_both_spouses(
+    client: TestClient, wang_fang: str, platform: Platform
+) -> None:
+    response = client.get(f"/v1/customers/{wang_fang}/household")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert {m["name"] for m in body["members"]} == {"王芳", "李强"}
+    assert body["position"] == platform.runner.position("households")
+    again = client.get(f"/v1/households/{body['household_id']}")
+    assert again.json()["household_id"] == body["household_id"]
+
+
+def test_contact_history_of_a_customer(client: TestClient, wang_fang: str) -> None:
+    response = client.get(
+        f"/v1/customers/{wang_fang}/contact-history", params={"limit": 500}
+    )
+    assert response.status_code == 200, response.text
+    entries = response.json()["entries"]
+    assert entries
+    naive = client.get(
+        f"/v1/customers/{wang_fang}/contact-history",
+        params={"since": "2025-03-01T00:00:00"},
+    )
+    assert naive.status_code == 422
+
+
+def test_unknown_ids_are_404(client: TestClient, wang_fang: str) -> None:
+    for path in (
+        f"/v1/customers/{new_id()}",
+        f"/v1/customers/{new_id()}/household",
+        f"/v1/households/{new_id()}",
+        f"/v1/customers/{new_id()}/contact-history",
+        f"/v1/households/{new_id()}/contact-history",
+    ):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_min_position_waits_for_the_views(
+    client: TestClient, platform: Platform
+) -> None:
+    event = registered(name="赵敏")
+    position = client.post("/v1/events", json=event).json()["position"]
+    platform.runner.start()
+    try:
+        customer_id = event["data"]["customer_id"]
+        response = client.get(
+            f"/v1/customers/{customer_id}", params={"min_position": position}
+        )
+    finally:
+        platform.runner.stop()
+    assert response.status_code == 200
+    assert response.json()["name"] == "赵敏"
