@@ -247,6 +247,8 @@ def search_customers(
         params.append(national_id_hash)
     if not conditions:
         return []
-    query = sql.SEARCH_CUSTOMERS.format(conditions=" AND ".join(conditions), order=order)
+    query = sql.SEARCH_CUSTOMERS.format(
+        conditions=" AND ".join(conditions), order=order
+    )
     rows = cur.execute(query, (*params, *order_params, max(1, min(limit, 500))))
     return [_customer_row(row) for row in rows.fetchall()]

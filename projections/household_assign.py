@@ -66,7 +66,7 @@ def reassign(cur: Cursor, hood: Neighbourhood, change: Change) -> set[str]:
         claims.setdefault(component_of[_keeper(members)], []).append(household_id)
     new_ids: list[str] = []
     fresh: set[str] = set()
-    for index, component in enumerate(components):
+    for index in range(len(components)):
         candidates = claims.get(index)
         if candidates:
             new_ids.append(min(candidates, key=lambda h: (created[h], h)))
@@ -80,14 +80,34 @@ def reassign(cur: Cursor, hood: Neighbourhood, change: Change) -> set[str]:
         for customer in component:
             old = people[customer].household_id
             if old != new_ids[index]:
-                reason = _join_reason(change, hood, customer, component, new_ids[index] in fresh)
-                left_reason = _leave_reason(change, customer, new_ids[index] in fresh, reason)
-                _move(cur, change.record, customer, old, new_ids[index], reason, left_reason)
+                reason = _join_reason(
+                    change, hood, customer, component, new_ids[index] in fresh
+                )
+                left_reason = _leave_reason(
+                    change, customer, new_ids[index] in fresh, reason
+                )
+                _move(
+                    cur,
+                    change.record,
+                    customer,
+                    old,
+                    new_ids[index],
+                    reason,
+                    left_reason,
+                )
     if change.leaving:
         leaving = load_people(cur, [change.leaving]).get(change.leaving)
         if leaving and leaving.household_id:
             old_members.setdefault(leaving.household_id, [])
-            _move(cur, change.record, leaving.customer_id, leaving.household_id, None, "", "merged")
+            _move(
+                cur,
+                change.record,
+                leaving.customer_id,
+                leaving.household_id,
+                None,
+                "",
+                "merged",
+            )
     kept = set(new_ids)
     for household_id in sorted(set(old_members) - kept):
         cur.execute(sql.DELETE_HOUSEHOLD, (household_id,))
@@ -107,8 +127,20 @@ def _created_positions(
 def _insert_household(cur: Cursor, household_id: str, position: int) -> None:
     cur.execute(
         sql.INSERT_HOUSEHOLD,
-        (household_id, position, None, None, None, None, 0, None, None, 0,
-         "no_eligible_member", position),
+        (
+            household_id,
+            position,
+            None,
+            None,
+            None,
+            None,
+            0,
+            None,
+            None,
+            0,
+            "no_eligible_member",
+            position,
+        ),
     )
 
 
@@ -121,7 +153,10 @@ def _link_kind(hood: Neighbourhood, customer: str, component: list[str]) -> str 
         if hood.decisions.get(frozenset((customer, other))):
             kinds.add("declared_relationship")
         other_person = hood.people[other]
-        if person.national_id_hash and person.national_id_hash == other_person.national_id_hash:
+        if (
+            person.national_id_hash
+            and person.national_id_hash == other_person.national_id_hash
+        ):
             kinds.add("same_person")
         if person.address_key == other_person.address_key:
             kinds.add("same_address")
@@ -132,14 +167,23 @@ def _link_kind(hood: Neighbourhood, customer: str, component: list[str]) -> str 
 
 
 def _join_reason(
-    change: Change, hood: Neighbourhood, customer: str, component: list[str], fresh: bool
+    change: Change,
+    hood: Neighbourhood,
+    customer: str,
+    component: list[str],
+    fresh: bool,
 ) -> str:
     event_type = change.record.type
-    if change.subject is not None and event_type in ("CustomerRegistered", "CustomerMoved"):
+    if change.subject is not None and event_type in (
+        "CustomerRegistered",
+        "CustomerMoved",
+    ):
         if customer == change.subject and len(component) == 1:
             return EVENT_REASONS[event_type]
         if customer == change.subject or not fresh:
-            return _link_kind(hood, change.subject, component) or EVENT_REASONS[event_type]
+            return (
+                _link_kind(hood, change.subject, component) or EVENT_REASONS[event_type]
+            )
     if fresh:
         return "split"
     return EVENT_REASONS.get(event_type, "relinked")
@@ -165,13 +209,29 @@ def _move(
     if old is not None:
         cur.execute(
             sql.CLOSE_MEMBERSHIP,
-            (record.position, record.recorded_at, record.occurred_at, record.event_id,
-             record.type, left_reason, old, customer),
+            (
+                record.position,
+                record.recorded_at,
+                record.occurred_at,
+                record.event_id,
+                record.type,
+                left_reason,
+                old,
+                customer,
+            ),
         )
     if new is not None:
         cur.execute(
             sql.OPEN_MEMBERSHIP,
-            (new, customer, record.position, record.recorded_at, record.occurred_at,
-             record.event_id, record.type, reason),
+            (
+                new,
+                customer,
+                record.position,
+                record.recorded_at,
+                record.occurred_at,
+                record.event_id,
+                record.type,
+                reason,
+            ),
         )
     cur.execute(sql.UPDATE_PERSON_HOUSEHOLD, (new, customer))

@@ -80,7 +80,9 @@ def partition(
     by_national_id: dict[str, str] = {}
     for person in ordered:
         if person.national_id_hash:
-            first = by_national_id.setdefault(person.national_id_hash, person.customer_id)
+            first = by_national_id.setdefault(
+                person.national_id_hash, person.customer_id
+            )
             found.union(first, person.customer_id)
     excluded = {pair for pair, together in decisions.items() if not together}
     by_address: dict[str, list[str]] = {}
@@ -196,9 +198,10 @@ def load_neighbourhood(cur: Cursor, seeds: Iterable[str]) -> Neighbourhood:
         todo = []
         for person in sorted(batch.values(), key=lambda p: p.order):
             people[person.customer_id] = person
-            for alias in _aliases(cur, person.customer_id):
+            aliases = _aliases(cur, person.customer_id)
+            for alias in aliases:
                 alias_of[alias] = person.customer_id
-            todo += _linked(cur, person, relations, alias_of)
+            todo += _linked(cur, person, aliases, relations, alias_of)
             if person.household_id and person.household_id not in households_seen:
                 households_seen.add(person.household_id)
                 rows = cur.execute(sql.LIVE_IN_HOUSEHOLD, (person.household_id,))
@@ -221,6 +224,7 @@ def load_neighbourhood(cur: Cursor, seeds: Iterable[str]) -> Neighbourhood:
 def _linked(
     cur: Cursor,
     person: Person,
+    aliases: list[str],
     relations: dict[tuple[str, str], tuple[bool, int]],
     alias_of: dict[str, str],
 ) -> list[str]:
@@ -231,12 +235,11 @@ def _linked(
     if person.national_id_hash:
         rows = cur.execute(sql.LIVE_WITH_NATIONAL_ID, (person.national_id_hash,))
         linked += [row["customer_id"] for row in rows.fetchall()]
-    aliases = [a for a, s in alias_of.items() if s == person.customer_id]
     placeholders = "(" + ",".join(["%s"] * len(aliases)) + ")"
-    rows = cur.execute(
+    relation_rows = cur.execute(
         sql.RELATIONS_OF.format(ids=placeholders), (*aliases, *aliases)
     ).fetchall()
-    for row in rows:
+    for row in relation_rows:
         key = (row["customer_id"], row["related_customer_id"])
         relations[key] = (bool(row["same_household"]), int(row["position"]))
         if row["same_household"]:
@@ -246,4 +249,3 @@ def _linked(
                     if survivor:
                         linked.append(survivor)
     return linked
-

@@ -17,7 +17,9 @@ ON CONFLICT (customer_id) DO NOTHING
 
 SELECT_PERSON = f"SELECT {PERSON_COLUMNS} FROM household_people WHERE customer_id = %s"
 
-SELECT_PEOPLE_IN = f"SELECT {PERSON_COLUMNS} FROM household_people WHERE customer_id IN "
+SELECT_PEOPLE_IN = (
+    f"SELECT {PERSON_COLUMNS} FROM household_people WHERE customer_id IN "
+)
 
 LIVE_AT_ADDRESS = """
 SELECT customer_id FROM household_people

@@ -13,7 +13,7 @@ from api.http.metrics import HttpMetrics
 from api.http.middleware import RequestContext
 from api.http.openapi import install_openapi
 from api.http.responses import JSONResponse
-from api.http.routes import events, health, reads
+from api.http.routes import events, health, reads, services
 
 DESCRIPTION = """\
 Event-sourced customer interactions: post events, read households and contact history.
@@ -48,6 +48,7 @@ def create_app(platform: Platform, *, run_projections: bool = False) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(events.router)
+    app.include_router(services.router)  # before reads: /v1/households/top is not an id
     app.include_router(reads.router)
     install_openapi(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)

@@ -7,7 +7,6 @@ customer cannot probe for other customers' ids.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -16,36 +15,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from api.http.errors import ApiError
 from api.http.schemas import READ_ERRORS
-from api.http.security import READERS, ROUTE_ROLES, platform_of, require
+from api.http.security import platform_of, require
 from api.http.views import not_found, view_module, wait_for_position
 from api.keys import ApiKey
-
-SERVICE_ROUTE_ROLES: dict[str, frozenset[str]] = {
-    "orders.get": READERS | {"customer"},
-    "orders.list": READERS | {"customer"},
-    "orders.review_queue": READERS,
-    "complaints.get": READERS | {"customer"},
-    "complaints.list": READERS | {"customer"},
-    "accounts.get": READERS | {"customer"},
-    "accounts.statement": READERS | {"customer"},
-    "households.top": READERS | {"mailing"},
-}
-
-
-def _require(route: str) -> Callable[..., ApiKey]:
-    """`require(route)`, with this module's roles until security.py lists the route.
-
-    The matrix in security.py is left as it was: `require` reads the roles once,
-    when the dependency is made.
-    """
-    if route in ROUTE_ROLES:
-        return require(route)
-    ROUTE_ROLES[route] = SERVICE_ROUTE_ROLES[route]
-    try:
-        return require(route)
-    finally:
-        del ROUTE_ROLES[route]
-
 
 router = APIRouter(tags=["services"], responses=READ_ERRORS)
 
@@ -91,7 +63,7 @@ def order_review_queue(
     request: Request,
     limit: int = Limit,
     min_position: int | None = MinPosition,
-    _key: ApiKey = Depends(_require("orders.review_queue")),
+    _key: ApiKey = Depends(require("orders.review_queue")),
 ) -> dict[str, Any]:
     """Placed orders awaiting review, oldest first, with their age in hours now."""
     platform = platform_of(request)
@@ -111,7 +83,7 @@ def list_orders(
     cursor: str | None = Query(None, max_length=200),
     limit: int = Limit,
     min_position: int | None = MinPosition,
-    key: ApiKey = Depends(_require("orders.list")),
+    key: ApiKey = Depends(require("orders.list")),
 ) -> dict[str, Any]:
     """Orders newest first, by status, customer or the customer's branch."""
     only = _customer_filter(key, customer_id)
@@ -138,7 +110,7 @@ def get_order(
     request: Request,
     order_id: UUID,
     min_position: int | None = MinPosition,
-    key: ApiKey = Depends(_require("orders.get")),
+    key: ApiKey = Depends(require("orders.get")),
 ) -> dict[str, Any]:
     """One order: amount, product, channel, customer, household and timeline."""
     platform = platform_of(request)
@@ -164,7 +136,7 @@ def list_complaints(
     customer_id: UUID | None = Query(None),
     limit: int = Limit,
     min_position: int | None = MinPosition,
-    key: ApiKey = Depends(_require("complaints.list")),
+    key: ApiKey = Depends(require("complaints.list")),
 ) -> dict[str, Any]:
     """Complaints oldest first, with escalation level and SLA flags."""
     only = _customer_filter(key, customer_id)
@@ -189,7 +161,7 @@ def get_complaint(
     request: Request,
     complaint_id: UUID,
     min_position: int | None = MinPosition,
-    key: ApiKey = Depends(_require("complaints.get")),
+    key: ApiKey = Depends(require("complaints.get")),
 ) -> dict[str, Any]:
     """One complaint: lifecycle, current officer, escalation level, SLA."""
     platform = platform_of(request)
@@ -213,7 +185,7 @@ def get_account(
     request: Request,
     account_id: UUID,
     min_position: int | None = MinPosition,
-    key: ApiKey = Depends(_require("accounts.get")),
+    key: ApiKey = Depends(require("accounts.get")),
 ) -> dict[str, Any]:
     """The account with its balance history and statements."""
     platform = platform_of(request)
@@ -233,7 +205,7 @@ def get_statement(
     account_id: UUID,
     period: str = Period,
     min_position: int | None = MinPosition,
-    key: ApiKey = Depends(_require("accounts.statement")),
+    key: ApiKey = Depends(require("accounts.statement")),
 ) -> dict[str, Any]:
     """Opening and closing balance, fees of the period, and the reconciliation."""
     platform = platform_of(request)
@@ -257,7 +229,7 @@ def top_households(
     region_code: str | None = Query(None, max_length=32),
     limit: int = Limit,
     min_position: int | None = MinPosition,
-    _key: ApiKey = Depends(_require("households.top")),
+    _key: ApiKey = Depends(require("households.top")),
 ) -> dict[str, Any]:
     """The most valuable households with balances, fee income, products and tier."""
     platform = platform_of(request)

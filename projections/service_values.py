@@ -1,0 +1,42 @@
+"""Value conversions shared by the service views (orders, complaints, accounts)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+
+def utc_text(moment: str | datetime) -> str:
+    """An RFC 3339 time as UTC ISO text, so stored times sort the same on both backends."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def cents(amount: str) -> int:
+    """'1234.50' -> 123450 (the log stores money as decimal strings)."""
+    return int(Decimal(amount).scaleb(2).to_integral_value())
+
+
+def money_text(amount_cents: int | None) -> str | None:
+    """123450 -> '1234.50': the API publishes money as decimal strings."""
+    if amount_cents is None:
+        return None
+    return str(Decimal(int(amount_cents)).scaleb(-2).quantize(Decimal("0.01")))
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def hours_between(earlier: str, later: datetime) -> float:
+    return (later - datetime.fromisoformat(earlier)).total_seconds() / 3600
