@@ -383,11 +383,11 @@ def parse_envelope(raw: Any) -> ValidEvent:
         if data_model is not None and isinstance(raw.get("data"), dict):
             problems += _data_problems(data_model, raw["data"])
         raise InvalidEvent(problems, event_id) from None
-    problems = _data_problems(DATA_MODELS[envelope.type], envelope.data)
-    if problems:
-        raise InvalidEvent(problems, event_id)
-    data = DATA_MODELS[envelope.type].model_validate(envelope.data)
-    return ValidEvent(
+    try:
+        data = DATA_MODELS[envelope.type].model_validate(envelope.data)
+    except ValidationError as error:
+        raise InvalidEvent(_problems(error, prefix="data"), event_id) from None
+    return ValidEvent.model_construct(
         event_id=envelope.event_id,
         type=envelope.type,
         occurred_at=envelope.occurred_at,

@@ -142,7 +142,7 @@ class GroupCommitter:
         ids = [str(c.event.event_id) for r in live for c in r.accepted]
         known = self.ingestor.stored_hashes(ids)
         seen: dict[str, _Candidate] = {}
-        base = UnitOfWork(self.ingestor.app)
+        base = UnitOfWork(self.ingestor.app, self.ingestor.cache)
         base.preload(self.ingestor.db, [c for r in live for c in r.accepted])
         decider_key = self.ingestor.national_id_key
         survivors: list[_Request] = []
@@ -232,7 +232,9 @@ class GroupCommitter:
     def _save(self, base: UnitOfWork, survivors: list[_Request]) -> None:
         accepted = [c for r in survivors for c in r.accepted]
         positions = (
-            save_accepted(self.ingestor.app, base.changed(), accepted)
+            save_accepted(
+                self.ingestor.app, base.changed(), accepted, self.ingestor.cache
+            )
             if accepted
             else {}
         )

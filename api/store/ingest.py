@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError
 
 from api.store.application import CrmApplication
 from api.store.database import Database
-from api.store.streams import load_aggregates
+from api.store.streams import AggregateCache, load_aggregates
 from domain.catalogue import FieldProblem, InvalidEvent, ValidEvent, parse_envelope
 from domain.errors import Conflict, DomainError, RuleViolated
 from domain.handling import Decider, fact_fields, stored_data
@@ -94,8 +94,11 @@ class _Candidate:
 class UnitOfWork:
     """Aggregates touched by one batch, loaded once from the repository."""
 
-    def __init__(self, app: CrmApplication) -> None:
+    def __init__(
+        self, app: CrmApplication, cache: AggregateCache | None = None
+    ) -> None:
         self.app = app
+        self.cache = cache
         self.loaded: dict[UUID, Aggregate | None] = {}
 
     def find(self, cls: type[Any], aggregate_id: UUID) -> Any:
@@ -120,7 +123,7 @@ class UnitOfWork:
         ids = {
             i for c in candidates for i in _referenced_ids(c.data)
         } - self.loaded.keys()
-        found = load_aggregates(self.app, db, ids)
+        found = load_aggregates(self.app, db, ids, self.cache)
         for aggregate_id in ids:
             self.loaded[aggregate_id] = found.get(aggregate_id)
 
@@ -147,6 +150,7 @@ class Ingestor:
         self.app = app
         self.db = db
         self.national_id_key = national_id_key
+        self.cache = AggregateCache()
 
     def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
         """Stores what is new; in an atomic batch any problem rejects all of it."""
@@ -245,7 +249,7 @@ class Ingestor:
     def _decide_and_save(
         self, fresh: list[_Candidate], report: Report, atomic: bool
     ) -> None:
-        uow = UnitOfWork(self.app)
+        uow = UnitOfWork(self.app, self.cache)
         uow.preload(self.db, fresh)
         decider = Decider(uow, self.national_id_key)
         accepted: list[_Candidate] = []
@@ -263,7 +267,7 @@ class Ingestor:
             accepted.append(candidate)
         if not accepted:
             return
-        positions = save_accepted(self.app, uow.changed(), accepted)
+        positions = save_accepted(self.app, uow.changed(), accepted, self.cache)
         for candidate in accepted:
             outcome = report.outcomes[candidate.index]
             outcome.status = "stored"
@@ -271,7 +275,10 @@ class Ingestor:
 
 
 def save_accepted(
-    app: CrmApplication, aggregates: list[Aggregate], accepted: list[_Candidate]
+    app: CrmApplication,
+    aggregates: list[Aggregate],
+    accepted: list[_Candidate],
+    cache: AggregateCache,
 ) -> dict[str, int]:
     """One save (one transaction) of every pending fact; returns event_id -> position."""
     hashes = {str(c.event.event_id): c.content_hash for c in accepted}
@@ -281,6 +288,7 @@ def save_accepted(
         for e in a.pending_events
     }
     recordings = app.save(*aggregates, event_log=event_log)
+    cache.put_saved(aggregates)
     return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
 
 

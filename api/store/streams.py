@@ -1,11 +1,17 @@
 """Loads many aggregates in one query, instead of one repository.get() each.
 
 A batch of a thousand events touches hundreds of aggregates; one round trip per
-aggregate would dominate bulk ingest.
+aggregate would dominate bulk ingest. Aggregates saved earlier in this process
+are kept in an LRU cache and reused when the log confirms their version is
+still the latest, so the monthly cycle does not replay every account's history
+for every batch.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
@@ -14,42 +20,94 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
 from api.store.application import CrmApplication
-from api.store.database import Database
+from api.store.database import Cursor, Database
 
 CHUNK = 1000
 
 
+class AggregateCache:
+    def __init__(self, maxsize: int = 20_000) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        with self._lock:
+            found = self._items.get(aggregate_id)
+            if found is not None:
+                self._items.move_to_end(aggregate_id)
+        return found
+
+    def put_saved(self, aggregates: Iterable[Aggregate]) -> None:
+        with self._lock:
+            for aggregate in aggregates:
+                self._items[aggregate.id] = copy.deepcopy(aggregate)
+                self._items.move_to_end(aggregate.id)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+
 def load_aggregates(
-    app: CrmApplication, db: Database, ids: Iterable[UUID]
+    app: CrmApplication,
+    db: Database,
+    ids: Iterable[UUID],
+    cache: AggregateCache | None = None,
 ) -> dict[UUID, Aggregate]:
     """The current state of each existing aggregate among `ids` (absent ids are left out)."""
     wanted = list(dict.fromkeys(ids))
     found: dict[UUID, Aggregate] = {}
     for start in range(0, len(wanted), CHUNK):
-        rows = _select(db, wanted[start : start + CHUNK])
-        aggregate: Any = None
-        current: UUID | None = None
-        for row in rows:
-            oid = row["originator_id"]
-            oid = oid if isinstance(oid, UUID) else UUID(oid)
-            if oid != current:
-                if aggregate is not None:
-                    found[aggregate.id] = aggregate
-                aggregate, current = None, oid
-            stored = StoredEvent(
-                oid, row["originator_version"], row["topic"], bytes(row["state"])
-            )
-            aggregate = app.mapper.to_domain_event(stored).mutate(aggregate)  # type: ignore[attr-defined]
-        if aggregate is not None:
-            found[aggregate.id] = aggregate
+        chunk = wanted[start : start + CHUNK]
+        with db.transaction() as cur:
+            versions = _versions(cur, db, chunk)
+            to_load = []
+            for aggregate_id, version in versions.items():
+                cached = cache.get(aggregate_id) if cache else None
+                if cached is not None and cached.version == version:
+                    found[aggregate_id] = copy.deepcopy(cached)
+                else:
+                    to_load.append(aggregate_id)
+            if to_load:
+                found.update(_replay(app, _events(cur, db, to_load)))
     return found
 
 
-def _select(db: Database, ids: list[UUID]) -> list[dict[str, Any]]:
-    with db.transaction() as cur:
-        if db.backend == "postgresql":
-            sql = "SELECT originator_id, originator_version, topic, state FROM crm_events WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-            return cur.execute(sql, (ids,)).fetchall()
+def _replay(app: CrmApplication, rows: list[dict[str, Any]]) -> dict[UUID, Aggregate]:
+    found: dict[UUID, Aggregate] = {}
+    aggregate: Any = None
+    for row in rows:
+        oid = _uuid(row["originator_id"])
+        if aggregate is not None and aggregate.id != oid:
+            found[aggregate.id] = aggregate
+            aggregate = None
+        stored = StoredEvent(
+            oid, row["originator_version"], row["topic"], bytes(row["state"])
+        )
+        aggregate = app.mapper.to_domain_event(stored).mutate(aggregate)  # type: ignore[attr-defined]
+    if aggregate is not None:
+        found[aggregate.id] = aggregate
+    return found
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+def _versions(cur: Cursor, db: Database, ids: list[UUID]) -> dict[UUID, int]:
+    if db.backend == "postgresql":
+        sql = "SELECT originator_id, max(originator_version) AS version FROM crm_events WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        rows = cur.execute(sql, (ids,)).fetchall()
+    else:
         placeholders, params = db.in_list([i.hex for i in ids])
-        sql = f"SELECT originator_id, originator_version, topic, state FROM stored_events WHERE originator_id IN {placeholders} ORDER BY originator_id, originator_version"
-        return cur.execute(sql, params).fetchall()
+        sql = f"SELECT originator_id, max(originator_version) AS version FROM stored_events WHERE originator_id IN {placeholders} GROUP BY originator_id"
+        rows = cur.execute(sql, params).fetchall()
+    return {_uuid(row["originator_id"]): row["version"] for row in rows}
+
+
+def _events(cur: Cursor, db: Database, ids: list[UUID]) -> list[dict[str, Any]]:
+    if db.backend == "postgresql":
+        sql = "SELECT originator_id, originator_version, topic, state FROM crm_events WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        return cur.execute(sql, (ids,)).fetchall()
+    placeholders, params = db.in_list([i.hex for i in ids])
+    sql = f"SELECT originator_id, originator_version, topic, state FROM stored_events WHERE originator_id IN {placeholders} ORDER BY originator_id, originator_version"
+    return cur.execute(sql, params).fetchall()
