@@ -10,7 +10,6 @@ answered only after that commit.
 
 from __future__ import annotations
 
-import copy
 import queue
 import threading
 from concurrent.futures import Future
@@ -32,6 +31,7 @@ from api.store.ingest import (
     rejected_by_rule,
     save_accepted,
 )
+from api.store.streams import clone
 from domain.errors import DomainError
 from domain.handling import Decider
 
@@ -48,7 +48,7 @@ class OverlayUnitOfWork(UnitOfWork):
     def find(self, cls: type[Any], aggregate_id: UUID) -> Any:
         if aggregate_id not in self.loaded:
             found = self.base.find(cls, aggregate_id)
-            self.loaded[aggregate_id] = copy.deepcopy(found)
+            self.loaded[aggregate_id] = None if found is None else clone(found)
         return super().find(cls, aggregate_id)
 
     def merge_into_base(self) -> None:

@@ -92,10 +92,8 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
         head = curs.fetchone()
         previous = bytes(head["chain_hash"]) if head else GENESIS
         rows = _index_rows(previous, stored_events, positions, kwargs.get("event_log"))
-        curs.executemany(
-            "INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) VALUES (%s, %s, %s, %s)",
-            rows,
-        )
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        curs.execute(INSERT_LOG_ARRAYS, columns, prepare=True)
         return positions
 
 

@@ -25,6 +25,22 @@ from api.store.database import Cursor, Database
 CHUNK = 1000
 
 
+def clone(aggregate: Aggregate) -> Aggregate:
+    """A copy that a unit of work may change freely.
+
+    Aggregates here hold primitives and flat dicts/lists of primitives, which
+    their facts replace or update in place, so copying one level deep is
+    enough (and far cheaper than deepcopy).
+    """
+    twin = copy.copy(aggregate)
+    for name, value in vars(aggregate).items():
+        if isinstance(value, dict):
+            vars(twin)[name] = dict(value)
+        elif isinstance(value, list):
+            vars(twin)[name] = list(value)
+    return twin
+
+
 class AggregateCache:
     def __init__(self, maxsize: int = 20_000) -> None:
         self.maxsize = maxsize
@@ -40,8 +56,8 @@ class AggregateCache:
 
     def put_saved(self, aggregates: Iterable[Aggregate]) -> None:
         with self._lock:
-            for aggregate in aggregates:
-                self._items[aggregate.id] = copy.deepcopy(aggregate)
+            for aggregate in aggregates:  # saved: nobody changes them any more
+                self._items[aggregate.id] = aggregate
                 self._items.move_to_end(aggregate.id)
             while len(self._items) > self.maxsize:
                 self._items.popitem(last=False)
@@ -64,7 +80,7 @@ def load_aggregates(
             for aggregate_id, version in versions.items():
                 cached = cache.get(aggregate_id) if cache else None
                 if cached is not None and cached.version == version:
-                    found[aggregate_id] = copy.deepcopy(cached)
+                    found[aggregate_id] = clone(cached)
                 else:
                     to_load.append(aggregate_id)
             if to_load:
