@@ -51,7 +51,7 @@ def dumps(value: Any) -> str:
 
 class CustomersProjection:
     name = "customers"
-    tables = ("customers", "accounts", "account_holders")
+    tables: tuple[str, ...] = ("customers", "accounts", "account_holders")
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
         for record in records:

@@ -56,7 +56,7 @@ def _dumps(value: Any) -> str:
 
 class HouseholdsProjection:
     name = "households"
-    tables = (
+    tables: tuple[str, ...] = (
         "households",
         "household_memberships",
         "household_people",

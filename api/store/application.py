@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Recording
 
 from api.settings import Settings
 
@@ -16,6 +19,24 @@ SQLITE_RECORDER = "api.store.recorders:SQLiteCrmRecorder"
 class CrmApplication(Application[UUID]):
     # The name is schema: it names the PostgreSQL table `crm_events`.
     name = "crm"
+
+    def save_aggregates(
+        self, aggregates: Sequence[Aggregate], **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        """`save()` for a known list of aggregates.
+
+        The same steps as `Application.save`, without its two runtime-protocol
+        isinstance checks per object, which cost more than the insert in bulk.
+        """
+        processing = ProcessingEvent[UUID]()
+        for aggregate in aggregates:
+            processing.events.extend(aggregate.collect_events())
+            processing.aggregates[aggregate.id] = aggregate
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
 
 
 def eventsourcing_env(settings: Settings) -> dict[str, Any]:

@@ -287,7 +287,7 @@ def save_accepted(
         for a in aggregates
         for e in a.pending_events
     }
-    recordings = app.save(*aggregates, event_log=event_log)
+    recordings = app.save_aggregates(aggregates, event_log=event_log)
     cache.put_saved(aggregates)
     return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
 
