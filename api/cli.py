@@ -157,12 +157,29 @@ def ingest(
     batch_size: Annotated[
         int | None, typer.Option(help="Events per transaction.")
     ] = None,
+    file_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="jsonl (event envelopes) or csv (monthly balance file: account_id,balance,as_of). Default: by the file's extension.",
+        ),
+    ] = "auto",
+    source: Annotated[
+        str, typer.Option(help="For csv: the system the balances come from.")
+    ] = "core-banking",
 ) -> None:
     """Ingest events: validated, idempotent by event_id, committed in batches."""
+    if file_format == "auto":
+        file_format = "csv" if file.lower().endswith(".csv") else "jsonl"
+    if file_format not in {"jsonl", "csv"}:
+        _fail(f"unknown format {file_format!r}; use jsonl or csv", code=2)
     with _platform() as platform:
         size = batch_size or platform.settings.ingest_batch_events
         stream = sys.stdin if file == "-" else _open(file)
-        totals = _ingest_stream(platform, stream, size, strict)
+        items = (
+            _csv_items(stream, source) if file_format == "csv" else _jsonl_items(stream)
+        )
+        totals = _ingest_items(platform, items, size, strict, _progress(stream))
     typer.echo(
         f"stored {totals['stored']}, duplicates {totals['duplicate']}, rejected {totals['rejected']}"
     )
@@ -205,28 +222,66 @@ def _open(file: str) -> TextIO:
     return path.open(encoding="utf-8")
 
 
-def _ingest_stream(
-    platform: Platform, stream: TextIO, size: int, strict: bool
+def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, Any, str | None, int]]:
+    """(line number, parsed event or None, problem, bytes read) for each line."""
+    for number, line in enumerate(stream, start=1):
+        size = len(line.encode())
+        if not line.strip():
+            yield number, None, None, size
+            continue
+        try:
+            yield number, orjson.loads(line), None, size
+        except orjson.JSONDecodeError as error:
+            yield number, None, f"not valid JSON ({error})", size
+
+
+def _csv_items(
+    stream: TextIO, source: str
+) -> Iterator[tuple[int, Any, str | None, int]]:
+    """The monthly balance file: each row becomes a BalanceReported envelope."""
+    import csv
+
+    from api.balance_file import BalanceFileError, balance_rows_to_envelopes
+
+    reader = csv.DictReader(stream)
+    for row in reader:
+        number = reader.line_num
+        size = sum(len(str(v)) + 1 for v in row.values())
+        try:
+            yield (
+                number,
+                next(iter(balance_rows_to_envelopes([row], source))),
+                None,
+                size,
+            )
+        except BalanceFileError as error:
+            yield number, None, str(error).removeprefix("row 1: "), size
+
+
+def _ingest_items(
+    platform: Platform,
+    items: Iterator[tuple[int, Any, str | None, int]],
+    size: int,
+    strict: bool,
+    progress: Any,
 ) -> dict[str, int]:
     totals = {"stored": 0, "duplicate": 0, "rejected": 0}
     batch: list[Any] = []
     line_numbers: list[int] = []
-    progress = _progress(stream)
     pending_bytes = 0
-    for number, line in enumerate(stream, start=1):
-        pending_bytes += len(line.encode())
-        if not line.strip():
-            continue
-        try:
-            batch.append(orjson.loads(line))
-        except orjson.JSONDecodeError as error:
-            typer.echo(f"line {number}: not valid JSON ({error})", err=True)
+    for number, event, problem, read in items:
+        pending_bytes += read
+        if problem is not None:
+            typer.echo(f"line {number}: {problem}", err=True)
             totals["rejected"] += 1
             if strict:
                 _fail(
                     f"stopped at line {number} (--strict); earlier batches were stored"
                 )
             continue
+        if event is None:
+            continue
+        batch.append(event)
         line_numbers.append(number)
         if len(batch) >= size:
             _flush(platform, batch, line_numbers, totals, strict)

@@ -118,3 +118,29 @@ def test_ingest_of_a_missing_file_is_a_clear_error(run) -> None:  # type: ignore
     result = run("ingest", "no-such-file.jsonl")
     assert result.exit_code == 2
     assert "no such file" in result.output
+
+
+def test_the_monthly_balance_csv_is_idempotent_per_account_and_date(
+    run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    customer = registered(name="周敏")
+    cid = customer["data"]["customer_id"]
+    opened = account_opened(cid)
+    aid = opened["data"]["account_id"]
+    assert (
+        run(
+            "ingest", str(write_lines(tmp_path / "setup.jsonl", [customer, opened]))
+        ).exit_code
+        == 0
+    )
+    csv_file = tmp_path / "balances-2025-01.csv"
+    csv_file.write_text(
+        f"account_id,balance,as_of\n{aid},12000.50,2025-01-31\n{aid},oops,2025-02-28\n{uuid.uuid4()},1.00,2025-01-31\n"
+    )
+    first = run("ingest", str(csv_file))
+    assert first.exit_code == 1
+    assert "stored 1, duplicates 0, rejected 2" in first.output
+    assert "line 3:" in first.output
+    assert "line 4: data.account_id" in first.output
+    again = run("ingest", str(csv_file))
+    assert "stored 0, duplicates 1, rejected 2" in again.output
