@@ -11,7 +11,7 @@ from api.bootstrap import Platform
 from api.http import create_app
 from api.keys import create_key
 from projections.runner import ProjectionRunner
-from tests.factories import envelope, new_id, registered
+from tests.factories import account_opened, envelope, new_id, registered
 
 customers = pytest.importorskip(
     "projections.customers", reason="the customers view is not built yet"
@@ -154,3 +154,60 @@ def test_min_position_waits_for_the_views(
         platform.runner.stop()
     assert response.status_code == 200
     assert response.json()["name"] == "赵敏"
+
+
+def test_the_household_view_summarises_holdings_complaints_and_contacts(
+    platform: Platform,
+) -> None:
+    husband = registered(name="王建国", line="北京市朝阳区建国路88号3号楼2单元501室")
+    wife = registered(name="李秀英", line="北京市朝阳区建国路８８号3栋2单元501房")
+    hid, wid = husband["data"]["customer_id"], wife["data"]["customer_id"]
+    deposit, fund = account_opened(hid), account_opened(wid, product="fund")
+    balance = envelope(
+        "BalanceReported",
+        {
+            "account_id": deposit["data"]["account_id"],
+            "balance": "250000.00",
+            "as_of": "2025-02-28",
+        },
+    )
+    complaint = envelope(
+        "ComplaintFiled",
+        {
+            "complaint_id": new_id(),
+            "customer_id": wid,
+            "channel": "phone",
+            "category": "fees",
+            "description": "年费扣款有误",
+        },
+    )
+    contact = envelope(
+        "ContactLogged",
+        {
+            "contact_id": new_id(),
+            "customer_id": hid,
+            "channel": "visit",
+            "direction": "outbound",
+            "topic": "理财回访",
+        },
+        occurred_at="2025-03-05T15:00:00+08:00",
+    )
+    platform.ingestor.ingest(
+        [husband, wife, deposit, fund, balance, complaint, contact], atomic=True
+    )
+    platform.runner.catch_up()
+    key = create_key(platform.db, "read")
+    with TestClient(create_app(platform)) as client:
+        body = client.get(
+            f"/v1/customers/{hid}/household", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+    assert {m["customer_id"] for m in body["members"]} == {hid, wid}
+    assert body["accounts"] == {
+        "count": 2,
+        "total_balance": "250000.00",
+        "products": ["deposit", "fund"],
+    }
+    assert body["open_complaints"] == 1
+    assert body["last_contact"]["type"] == "ContactLogged"
+    assert body["value_tier"] in {"private", "premier", "mass"}
+    assert body["primary_recipient_id"] == hid  # the higher balance

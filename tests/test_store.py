@@ -202,3 +202,38 @@ def test_frozen_v1_stored_events_still_load(platform: Platform) -> None:
         },
     )
     assert platform.ingestor.ingest([moved], atomic=True).outcomes[0].status == "stored"
+
+
+def test_positions_follow_the_order_events_were_posted_in(platform: Platform) -> None:
+    first, second = registered(name="甲"), registered(name="乙")
+    contact = envelope(
+        "ContactLogged",
+        {
+            "contact_id": new_id(),
+            "customer_id": first["data"]["customer_id"],
+            "channel": "phone",
+            "direction": "inbound",
+            "topic": "咨询",
+        },
+    )
+    batch = [
+        first,
+        second,
+        contact,
+        account_opened(second["data"]["customer_id"]),
+        envelope(
+            "CustomerMoved",
+            {
+                "customer_id": first["data"]["customer_id"],
+                "address": {"line": "杭州市西湖区文三路90号"},
+            },
+        ),
+    ]
+    report = platform.ingestor.ingest(batch, atomic=True)
+    positions_in_batch = [o.position for o in report.outcomes]
+    assert positions_in_batch == sorted(positions_in_batch)
+    stored_ids = [
+        json.loads(n.state)["event_id"]
+        for n in platform.app.recorder.select_notifications(1, 10)
+    ]
+    assert stored_ids == [e["event_id"] for e in batch]

@@ -76,9 +76,23 @@ class HouseholdMember(View):
     since: str | None = None
 
 
+class AccountsSummary(BaseModel):
+    count: int
+    total_balance: str
+    products: list[str]
+
+
 class Household(View):
     household_id: str
     members: list[HouseholdMember]
+    address: dict[str, Any] | None = None
+    primary_recipient_id: str | None = None
+    mailable: bool | None = None
+    not_mailable_reason: str | None = None
+    accounts: AccountsSummary
+    value_tier: str | None = None
+    open_complaints: int = 0
+    last_contact: dict[str, Any] | None = None
     position: int
 
 

@@ -21,7 +21,10 @@ class CrmApplication(Application[UUID]):
     name = "crm"
 
     def save_aggregates(
-        self, aggregates: Sequence[Aggregate], **kwargs: Any
+        self,
+        aggregates: Sequence[Aggregate],
+        order: dict[str, int] | None = None,
+        **kwargs: Any,
     ) -> list[Recording[UUID]]:
         """`save()` for a known list of aggregates.
 
@@ -32,6 +35,10 @@ class CrmApplication(Application[UUID]):
         for aggregate in aggregates:
             processing.events.extend(aggregate.collect_events())
             processing.aggregates[aggregate.id] = aggregate
+        if order is not None:
+            # Positions follow the order the events were posted in, not the order
+            # the aggregates happen to be listed in.
+            processing.events.sort(key=lambda event: order[event.event_id])  # type: ignore[attr-defined]
         processing.saved_kwargs.update(kwargs)
         recordings = self._record(processing)
         self._take_snapshots(processing)

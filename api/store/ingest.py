@@ -287,7 +287,8 @@ def save_accepted(
         for a in aggregates
         for e in a.pending_events
     }
-    recordings = app.save_aggregates(aggregates, event_log=event_log)
+    order = {str(c.event.event_id): i for i, c in enumerate(accepted)}
+    recordings = app.save_aggregates(aggregates, order, event_log=event_log)
     cache.put_saved(aggregates)
     return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
 

@@ -33,6 +33,7 @@ from api.http.views import (
 )
 from api.store.database import Cursor
 from domain.national_id import protect
+from projections.household_overview import household_overview
 from projections.runner import read_position
 
 router = APIRouter(tags=["reads"], responses=READ_ERRORS)
@@ -246,6 +247,7 @@ def _household(cur: Cursor, household_id: str) -> dict[str, Any]:
     if "position" in household:
         household["updated_position"] = household["position"]
     household["position"] = read_position(cur, HOUSEHOLDS_PROJECTION)
+    household.update(household_overview(cur, household_id))
     return household
 
 
