@@ -156,3 +156,17 @@ def households_in_tiers(
         for row in _values(cur, settings=settings)
         if row["value_tier"] in chosen
     ]
+
+
+CURRENT_MEMBERS = "SELECT customer_id FROM household_memberships WHERE household_id = %s AND to_position IS NULL ORDER BY from_position"
+
+
+def members_in_tiers(
+    cur: Cursor, tiers: Iterable[str], settings: TierSettings | None = None
+) -> list[str]:
+    """Current members of the households in `tiers`, best households first."""
+    members: list[str] = []
+    for household_id in households_in_tiers(cur, tiers, settings):
+        rows = cur.execute(CURRENT_MEMBERS, (household_id,)).fetchall()
+        members += [row["customer_id"] for row in rows]
+    return members

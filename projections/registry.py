@@ -12,6 +12,7 @@ from projections.complaints import ComplaintsProjection
 from projections.contact_history import ContactHistoryProjection
 from projections.customers import CustomersProjection
 from projections.households import HouseholdsProjection
+from projections.mailing_decisions import MailingDecisionsProjection
 from projections.orders import OrdersProjection
 
 
@@ -19,6 +20,7 @@ def all_projections() -> list[Projection]:
     return [
         CustomersProjection(),
         HouseholdsProjection(),
+        MailingDecisionsProjection(),
         ContactHistoryProjection(),
         OrdersProjection(),
         ComplaintsProjection(),

@@ -96,6 +96,14 @@ class ProjectionRunner:
             with self._progress:
                 self._progress.wait(min(remaining, 0.05))
 
+    def ensure_caught_up(self, position: int, timeout: float) -> bool:
+        """Every view at `position` or later: waits for the background runner when it
+        is running, else catches up in this thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return self.wait_for(position, timeout)
+        self.catch_up()
+        return self.min_position() >= position
+
     # processing -----------------------------------------------------------
 
     def catch_up(self) -> int:

@@ -58,6 +58,17 @@ CALLS: dict[str, Call] = {
         f"/v1/accounts/{new_id()}/statements/2025-03", headers=h
     ),
     "households.top": lambda c, h, _: c.get("/v1/households/top", headers=h),
+    "mailings.plan": lambda c, h, cid: c.post(
+        f"/v1/campaigns/{new_id()}/mailing-plans",
+        json={"request_id": new_id(), "customer_ids": [cid]},
+        headers=h,
+    ),
+    "mailings.decision": lambda c, h, cid: c.get(
+        f"/v1/campaigns/{new_id()}/decisions/{cid}", headers=h
+    ),
+    "mailings.report": lambda c, h, _: c.get(
+        f"/v1/campaigns/{new_id()}/report", headers=h
+    ),
     "ops.readyz": lambda c, h, _: c.get("/readyz", headers=h),
     "ops.metrics": lambda c, h, _: c.get("/metrics", headers=h),
 }

@@ -36,6 +36,9 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "accounts.get": READERS | {"customer"},
     "accounts.statement": READERS | {"customer"},
     "households.top": READERS | {"mailing"},
+    "mailings.plan": frozenset({"mailing", "admin"}),
+    "mailings.decision": frozenset({"mailing", "admin"}),
+    "mailings.report": frozenset({"mailing", "admin"}),
     "ops.readyz": OPERATORS,
     "ops.metrics": frozenset({"admin", "audit"}),
 }

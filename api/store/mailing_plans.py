@@ -74,7 +74,7 @@ class MailingPlanner:
         self.catch_up_timeout = catch_up_timeout
         self._lock = threading.Lock()
         needed: list[Projection] = [
-            HouseholdsProjection(),  # type: ignore[list-item]
+            HouseholdsProjection(),
             MailingDecisionsProjection(),
         ]
         runner = platform.runner

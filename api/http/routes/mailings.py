@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.http.errors import ApiError
 from api.http.schemas import COMMON_ERRORS, ErrorBody
-from api.http.security import ROUTE_ROLES, platform_of, require
+from api.http.security import platform_of, require
 from api.keys import ApiKey
 from api.store.mailing_plans import planner_of
 from domain.errors import Conflict
+from projections.household_value import members_in_tiers
 from projections.mailing_decisions import campaign_report, get_campaign, get_decision
-
-MAILING_ROLES = frozenset({"mailing", "admin"})
-MAILING_ROUTES = ("mailings.plan", "mailings.decision", "mailings.report")
-for _route in MAILING_ROUTES:  # until security.ROUTE_ROLES lists them itself
-    ROUTE_ROLES.setdefault(_route, MAILING_ROLES)
 
 MAX_TARGETS = 100_000
 
@@ -35,11 +31,25 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+Tier = Literal["private", "premier", "mass"]
+
+
 class PlanRequest(BaseModel):
+    """Targets are `customer_ids`, or every current member of the households in `value_tiers`."""
+
     model_config = ConfigDict(extra="forbid")
 
     request_id: UUID
-    customer_ids: Annotated[list[UUID], Field(min_length=1, max_length=MAX_TARGETS)]
+    customer_ids: (
+        Annotated[list[UUID], Field(min_length=1, max_length=MAX_TARGETS)] | None
+    ) = None
+    value_tiers: Annotated[list[Tier], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_target(self) -> PlanRequest:
+        if (self.customer_ids is None) == (self.value_tiers is None):
+            raise ValueError("give either customer_ids or value_tiers")
+        return self
 
 
 class Cause(BaseModel):
@@ -81,11 +91,18 @@ def make_plan(
 ) -> dict[str, Any]:
     """Decides each target once: at most one piece per household, each other target
     suppressed with its reason and the events that caused it. Idempotent by request_id."""
-    planner = planner_of(platform_of(request))
+    platform = platform_of(request)
+    planner = planner_of(platform)
+    targets = [str(c) for c in body.customer_ids or []]
+    if body.value_tiers is not None:
+        head = platform.app.recorder.max_notification_id() or 0
+        platform.runner.ensure_caught_up(head, platform.settings.read_wait_seconds)
+        with platform.db.transaction() as cur:
+            targets = members_in_tiers(cur, body.value_tiers)[:MAX_TARGETS]
     try:
         return planner.plan(
             str(campaign_id),
-            [str(c) for c in body.customer_ids],
+            targets,
             str(body.request_id),
             actor=f"api-key:{key.prefix}",
         )
