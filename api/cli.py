@@ -12,6 +12,7 @@ from typing import Annotated, Any, TextIO
 import orjson
 import typer
 
+from api.audit.cli import audit_cli
 from api.bootstrap import Platform, build_platform
 from api.keys import ROLES, create_key, revoke_key
 from api.logging import configure_logging
@@ -27,6 +28,7 @@ cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="Create and revoke API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(audit_cli, name="audit")
 
 
 def _settings() -> Settings:

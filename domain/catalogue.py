@@ -22,6 +22,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from domain.errors import DomainError
@@ -80,17 +81,40 @@ class Address(Model):
 
 
 NationalId = Annotated[str, Field(pattern=r"^[0-9A-Za-z\- ]{5,32}$")]
+NationalIdHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+NationalIdLast4 = Annotated[str, Field(pattern=r"^[0-9A-Z]{1,4}$")]
+
+
+class _NationalIdForms(BaseModel):
+    """`national_id`, or (re-ingesting an audit export) its stored hash and last 4.
+
+    The hash is keyed with CRM_SECRET_KEY: re-ingest into a platform with the same key.
+    """
+
+    national_id: NationalId | None = None
+    national_id_hash: NationalIdHash | None = None
+    national_id_last4: NationalIdLast4 | None = None
+
+    @model_validator(mode="after")
+    def _one_form_of_national_id(self) -> Any:
+        hashed = self.national_id_hash is not None
+        if hashed != (self.national_id_last4 is not None):
+            raise ValueError("national_id_hash and national_id_last4 come together")
+        if hashed and self.national_id is not None:
+            raise ValueError("give national_id or its hash, not both")
+        return self
+
+
 Gender = Literal["male", "female", "other", "unknown"]
 Phone = Annotated[str, Field(pattern=r"^\+?[0-9][0-9 \-]{4,20}$")]
 Email = Annotated[str, Field(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")]
 Code = Annotated[str, Field(pattern=r"^[0-9A-Za-z_\-.:]{1,32}$")]
 
 
-class CustomerRegistered(Model):
+class CustomerRegistered(_NationalIdForms, Model):
     customer_id: Id
     name: ShortText
     address: Address
-    national_id: NationalId | None = None
     birth_date: IsoDate | None = None
     gender: Gender | None = None
     phone: Phone | None = None
@@ -100,10 +124,9 @@ class CustomerRegistered(Model):
     handling_officer: ShortText | None = None
 
 
-class CustomerDetailsCorrected(Model):
+class CustomerDetailsCorrected(_NationalIdForms, Model):
     customer_id: Id
     name: ShortText | None = None
-    national_id: NationalId | None = None
     birth_date: IsoDate | None = None
     gender: Gender | None = None
     phone: Phone | None = None

@@ -69,6 +69,16 @@ CALLS: dict[str, Call] = {
     "mailings.report": lambda c, h, _: c.get(
         f"/v1/campaigns/{new_id()}/report", headers=h
     ),
+    "audit.events": lambda c, h, _: c.get("/v1/audit/events", headers=h),
+    "audit.verify": lambda c, h, _: c.get("/v1/audit/verify", headers=h),
+    "audit.as_of": lambda c, h, cid: c.get(
+        f"/v1/audit/customers/{cid}",
+        params={"as_of": "2099-01-01T00:00:00+08:00"},
+        headers=h,
+    ),
+    "households.history": lambda c, h, _: c.get(
+        f"/v1/households/{new_id()}/history", headers=h
+    ),
     "ops.readyz": lambda c, h, _: c.get("/readyz", headers=h),
     "ops.metrics": lambda c, h, _: c.get("/metrics", headers=h),
 }

@@ -13,7 +13,7 @@ from api.http.metrics import HttpMetrics
 from api.http.middleware import RequestContext
 from api.http.openapi import install_openapi
 from api.http.responses import JSONResponse
-from api.http.routes import events, health, mailings, reads, services
+from api.http.routes import audit, events, health, mailings, reads, services
 
 DESCRIPTION = """\
 Event-sourced customer interactions: post events, read households and contact history.
@@ -51,6 +51,7 @@ def create_app(platform: Platform, *, run_projections: bool = False) -> FastAPI:
     app.include_router(services.router)  # before reads: /v1/households/top is not an id
     app.include_router(reads.router)
     app.include_router(mailings.router)
+    app.include_router(audit.router)
     install_openapi(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app

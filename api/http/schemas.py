@@ -109,6 +109,9 @@ class CustomerMatches(BaseModel):
 class ContactHistoryPage(BaseModel):
     entries: list[View]
     next_cursor: str | None
+    as_of: str | None = None
+    as_of_position: int | None = None
+    late_events: list[dict[str, Any]] | None = None
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from api.http.errors import ApiError
 from api.keys import ApiKey, authenticate
 
 READERS = frozenset({"read", "audit", "admin"})
+AUDITORS = frozenset({"audit", "admin"})
 OPERATORS = frozenset({"ingest", "read", "mailing", "audit", "admin"})
 
 ROUTE_ROLES: dict[str, frozenset[str]] = {
@@ -37,8 +38,12 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "accounts.statement": READERS | {"customer"},
     "households.top": READERS | {"mailing"},
     "mailings.plan": frozenset({"mailing", "admin"}),
-    "mailings.decision": frozenset({"mailing", "admin"}),
+    "mailings.decision": frozenset({"mailing", "audit", "admin"}),
     "mailings.report": frozenset({"mailing", "admin"}),
+    "audit.events": AUDITORS,
+    "audit.verify": AUDITORS,
+    "audit.as_of": AUDITORS,
+    "households.history": READERS,
     "ops.readyz": OPERATORS,
     "ops.metrics": frozenset({"admin", "audit"}),
 }

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.http.errors import ApiError
+from api.http.routes.reads import views_for
 from api.http.schemas import COMMON_ERRORS, ErrorBody
 from api.http.security import platform_of, require
 from api.keys import ApiKey
@@ -127,11 +129,16 @@ def decision(
     campaign_id: UUID,
     customer_id: UUID,
     request: Request,
-    _key: Any = Depends(require("mailings.decision")),
+    as_of: datetime | None = Query(
+        None, description="Answer as recorded by this time (roles audit, admin)"
+    ),
+    key: ApiKey = Depends(require("mailings.decision")),
 ) -> dict[str, Any]:
     """Why (or why not) this customer got this campaign: decision, reason, causing events."""
-    platform = _caught_up(request)
-    with platform.db.transaction() as cur:
+    if as_of is None:
+        _caught_up(request)
+    db, _position = views_for(request, key, None, as_of)
+    with db.transaction() as cur:
         if get_campaign(cur, str(campaign_id)) is None:
             raise ApiError(404, "not_found", f"no campaign {campaign_id}")
         found = get_decision(cur, str(campaign_id), str(customer_id))

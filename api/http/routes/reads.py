@@ -13,6 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from api.audit.replay import late_arrivals, views_at
 from api.http.errors import ApiError
 from api.http.schemas import (
     READ_ERRORS,
@@ -22,7 +23,7 @@ from api.http.schemas import (
     Household,
     HouseholdPage,
 )
-from api.http.security import platform_of, require
+from api.http.security import AUDITORS, platform_of, require
 from api.http.views import (
     id_of,
     not_found,
@@ -31,7 +32,8 @@ from api.http.views import (
     view_module,
     wait_for_position,
 )
-from api.store.database import Cursor
+from api.keys import ApiKey
+from api.store.database import Cursor, Database
 from domain.national_id import protect
 from projections.household_overview import household_overview
 from projections.runner import read_position
@@ -43,6 +45,54 @@ HOUSEHOLDS_PROJECTION = "households"
 MinPosition = Query(
     None, ge=0, description="Wait until the views reflect this log position"
 )
+AsOf = Query(
+    None,
+    description="Answer as recorded by this RFC 3339 time (roles audit, admin)",
+)
+IncludeLate = Query(
+    False,
+    description="With as_of: also list events recorded after as_of that happened before it",
+)
+
+
+def views_for(
+    request: Request, key: ApiKey, min_position: int | None, as_of: datetime | None
+) -> tuple[Database, int | None]:
+    """The live views (after waiting for `min_position`), or the views as of `as_of`."""
+    platform = platform_of(request)
+    if as_of is None:
+        wait_for_position(platform, min_position)
+        return platform.db, None
+    if key.role not in AUDITORS:
+        raise ApiError(403, "forbidden", "as_of is for the audit and admin roles")
+    if as_of.tzinfo is None:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "as_of needs an offset",
+            [{"field": "query.as_of", "message": "an RFC 3339 time with offset"}],
+        )
+    return views_at(platform, as_of)
+
+
+def point_in_time(
+    request: Request,
+    answer: dict[str, Any],
+    as_of: datetime | None,
+    position: int | None,
+    include_late: bool,
+    customer_ids: frozenset[str],
+) -> dict[str, Any]:
+    if as_of is None or position is None:
+        return answer
+    answer["as_of"] = as_of.isoformat()
+    answer["as_of_position"] = position
+    if include_late:
+        platform = platform_of(request)
+        answer["late_events"] = late_arrivals(platform, as_of, position, customer_ids)
+    return answer
+
+
 Limit = Query(50, ge=1, le=500)
 
 
@@ -84,20 +134,22 @@ def get_customer(
     request: Request,
     customer_id: UUID,
     min_position: int | None = MinPosition,
-    _key: Any = Depends(require("customers.get")),
+    as_of: datetime | None = AsOf,
+    include_late: bool = IncludeLate,
+    key: ApiKey = Depends(require("customers.get")),
 ) -> dict[str, Any]:
     """A customer's profile: national ID as its last 4 only, consents, household."""
-    platform = platform_of(request)
-    wait_for_position(platform, min_position)
+    db, position = views_for(request, key, min_position, as_of)
     customers = view_module("customers")
-    with platform.db.transaction() as cur:
+    with db.transaction() as cur:
         row = customers.get_customer(cur, str(customer_id))
         if row is None:
             raise not_found("customer", str(customer_id))
         profile = public(dict(row))
         if profile.get("household_id") is None:
             profile["household_id"] = _household_id_of(cur, str(customer_id))
-    return profile
+    ids = frozenset({str(customer_id)})
+    return point_in_time(request, profile, as_of, position, include_late, ids)
 
 
 @router.get("/v1/customers/{customer_id}/household", response_model=Household)
@@ -105,17 +157,19 @@ def get_customer_household(
     request: Request,
     customer_id: UUID,
     min_position: int | None = MinPosition,
-    _key: Any = Depends(require("customers.household")),
+    as_of: datetime | None = AsOf,
+    include_late: bool = IncludeLate,
+    key: ApiKey = Depends(require("customers.household")),
 ) -> dict[str, Any]:
-    """The household the customer belongs to now."""
-    platform = platform_of(request)
-    wait_for_position(platform, min_position)
-    view_module("households")
-    with platform.db.transaction() as cur:
+    """The household the customer belongs to now (or as of `as_of`)."""
+    db, position = views_for(request, key, min_position, as_of)
+    with db.transaction() as cur:
         household_id = _household_id_of(cur, str(customer_id))
         if household_id is None:
             raise not_found("household for customer", str(customer_id))
-        return _household(cur, household_id)
+        answer = _household(cur, household_id)
+    ids = frozenset(str(m["customer_id"]) for m in answer["members"])
+    return point_in_time(request, answer, as_of, position, include_late, ids)
 
 
 @router.get("/v1/households", response_model=HouseholdPage)
@@ -164,14 +218,16 @@ def get_household(
     request: Request,
     household_id: UUID,
     min_position: int | None = MinPosition,
-    _key: Any = Depends(require("households.get")),
+    as_of: datetime | None = AsOf,
+    include_late: bool = IncludeLate,
+    key: ApiKey = Depends(require("households.get")),
 ) -> dict[str, Any]:
     """Members, address, primary recipient, whether mailable and why not."""
-    platform = platform_of(request)
-    wait_for_position(platform, min_position)
-    view_module("households")
-    with platform.db.transaction() as cur:
-        return _household(cur, str(household_id))
+    db, position = views_for(request, key, min_position, as_of)
+    with db.transaction() as cur:
+        answer = _household(cur, str(household_id))
+    ids = frozenset(str(m["customer_id"]) for m in answer["members"])
+    return point_in_time(request, answer, as_of, position, include_late, ids)
 
 
 @router.get(
@@ -187,18 +243,21 @@ def customer_contact_history(
     since: datetime | None = Query(None),
     until: datetime | None = Query(None),
     min_position: int | None = MinPosition,
-    _key: Any = Depends(require("customers.contact_history")),
+    as_of: datetime | None = AsOf,
+    include_late: bool = IncludeLate,
+    key: ApiKey = Depends(require("customers.contact_history")),
 ) -> dict[str, Any]:
     """Every touchpoint with the customer, newest first."""
-    platform = platform_of(request)
     filters = _history_filters(cursor, limit, channel, type, since, until)
-    wait_for_position(platform, min_position)
+    db, position = views_for(request, key, min_position, as_of)
     customers = view_module("customers")
     history = view_module("contact_history")
-    with platform.db.transaction() as cur:
+    with db.transaction() as cur:
         if customers.get_customer(cur, str(customer_id)) is None:
             raise not_found("customer", str(customer_id))
-        return _history_page(history.customer_history, cur, str(customer_id), filters)
+        page = _history_page(history.customer_history, cur, str(customer_id), filters)
+    ids = frozenset({str(customer_id)})
+    return point_in_time(request, page, as_of, position, include_late, ids)
 
 
 @router.get(
@@ -214,18 +273,23 @@ def household_contact_history(
     since: datetime | None = Query(None),
     until: datetime | None = Query(None),
     min_position: int | None = MinPosition,
-    _key: Any = Depends(require("households.contact_history")),
+    as_of: datetime | None = AsOf,
+    include_late: bool = IncludeLate,
+    key: ApiKey = Depends(require("households.contact_history")),
 ) -> dict[str, Any]:
     """Every touchpoint with any member of the household, newest first."""
-    platform = platform_of(request)
     filters = _history_filters(cursor, limit, channel, type, since, until)
-    wait_for_position(platform, min_position)
+    db, position = views_for(request, key, min_position, as_of)
     households = view_module("households")
     history = view_module("contact_history")
-    with platform.db.transaction() as cur:
+    with db.transaction() as cur:
         if households.get_household(cur, str(household_id)) is None:
             raise not_found("household", str(household_id))
-        return _history_page(history.household_history, cur, str(household_id), filters)
+        page = _history_page(history.household_history, cur, str(household_id), filters)
+        ids = frozenset(
+            str(m["customer_id"]) for m in households.members(cur, str(household_id))
+        )
+    return point_in_time(request, page, as_of, position, include_late, ids)
 
 
 def _household_id_of(cur: Cursor, customer_id: str) -> str | None:
