@@ -176,18 +176,18 @@ def test_membership_history_and_as_of_over_http(
     assert changes[2][0] == "left" and len(changes) == 3
     assert history.json()["changes"][2]["event_type"] == "CustomerMoved"
     then = client.get(
-        f"/v1/audit/households/{story.household}",
+        f"/v1/households/{story.household}",
         params={"as_of": story.together.isoformat()},
     )
     assert then.status_code == 200, then.text
     assert len(then.json()["members"]) == 2
     naive = client.get(
-        f"/v1/audit/households/{story.household}",
+        f"/v1/households/{story.household}",
         params={"as_of": "2025-03-01T10:00:00"},
     )
     assert naive.status_code == 422
     entries = client.get(
-        f"/v1/audit/customers/{story.ting}/contact-history",
+        f"/v1/customers/{story.ting}/contact-history",
         params={"as_of": story.together.isoformat()},
     ).json()["entries"]
     assert story.late["event_id"] not in {e["event_id"] for e in entries}

@@ -71,11 +71,6 @@ CALLS: dict[str, Call] = {
     ),
     "audit.events": lambda c, h, _: c.get("/v1/audit/events", headers=h),
     "audit.verify": lambda c, h, _: c.get("/v1/audit/verify", headers=h),
-    "audit.as_of": lambda c, h, cid: c.get(
-        f"/v1/audit/customers/{cid}",
-        params={"as_of": "2099-01-01T00:00:00+08:00"},
-        headers=h,
-    ),
     "households.history": lambda c, h, _: c.get(
         f"/v1/households/{new_id()}/history", headers=h
     ),

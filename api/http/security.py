@@ -42,7 +42,6 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "mailings.report": frozenset({"mailing", "admin"}),
     "audit.events": AUDITORS,
     "audit.verify": AUDITORS,
-    "audit.as_of": AUDITORS,
     "households.history": READERS,
     "ops.readyz": OPERATORS,
     "ops.metrics": frozenset({"admin", "audit"}),

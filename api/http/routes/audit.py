@@ -19,12 +19,12 @@ from api.audit.export import (
     scan_log,
     start_after,
 )
-from api.audit.replay import customer_as_of, household_as_of, utc, view_as_of
+from api.audit.replay import utc
 from api.audit.verify import verify_log
 from api.http.errors import ApiError
 from api.http.schemas import READ_ERRORS
 from api.http.security import platform_of, require
-from api.http.views import not_found, page_of, public, view_module
+from api.http.views import not_found, view_module
 
 router = APIRouter(tags=["audit"], responses=READ_ERRORS)
 
@@ -160,81 +160,3 @@ def _changes(memberships: list[dict[str, Any]]) -> list[dict[str, Any]]:
         key=lambda c: (c["position"], c["change"] == "joined", c["customer_id"])
     )
     return changes
-
-
-@router.get("/v1/audit/households/{household_id}")
-def household_then(
-    request: Request,
-    household_id: UUID,
-    as_of: datetime = AsOf,
-    include_late: bool = IncludeLate,
-    _key: Any = Depends(require("audit.as_of")),
-) -> dict[str, Any]:
-    """The household view as it would have been answered at `as_of`."""
-    moment = _moment(as_of, "as_of")
-    assert moment is not None
-    answer = household_as_of(
-        platform_of(request), str(household_id), moment, include_late=include_late
-    )
-    if answer is None:
-        raise not_found("household as of that time", str(household_id))
-    return answer
-
-
-@router.get("/v1/audit/customers/{customer_id}")
-def customer_then(
-    request: Request,
-    customer_id: UUID,
-    as_of: datetime = AsOf,
-    include_late: bool = IncludeLate,
-    _key: Any = Depends(require("audit.as_of")),
-) -> dict[str, Any]:
-    """The customer view as it would have been answered at `as_of`."""
-    moment = _moment(as_of, "as_of")
-    assert moment is not None
-    answer = customer_as_of(
-        platform_of(request), str(customer_id), moment, include_late=include_late
-    )
-    if answer is None:
-        raise not_found("customer as of that time", str(customer_id))
-    return answer
-
-
-@router.get("/v1/audit/{kind}/{subject_id}/contact-history")
-def contact_history_then(
-    request: Request,
-    kind: str,
-    subject_id: UUID,
-    as_of: datetime = AsOf,
-    cursor: str | None = Query(None, max_length=200),
-    limit: int = Query(50, ge=1, le=500),
-    _key: Any = Depends(require("audit.as_of")),
-) -> dict[str, Any]:
-    """A customer's (`customers`) or household's (`households`) contact history as of then."""
-    history = view_module("contact_history")
-    readers = {
-        "customers": history.customer_history,
-        "households": history.household_history,
-    }
-    if kind not in readers:
-        raise not_found("resource", kind)
-    moment = _moment(as_of, "as_of")
-    assert moment is not None
-    db, position = view_as_of(platform_of(request), moment)
-    with db.transaction() as cur:
-        try:
-            rows, next_cursor = page_of(
-                readers[kind](cur, str(subject_id), cursor=cursor, limit=limit)
-            )
-        except ValueError:
-            raise ApiError(
-                422,
-                "invalid_request",
-                "query.cursor: not a cursor this endpoint issued",
-            ) from None
-    return {
-        "entries": [public(dict(r)) for r in rows],
-        "next_cursor": next_cursor,
-        "as_of": moment.isoformat(),
-        "position": position,
-    }

@@ -96,6 +96,25 @@ def point_in_time(
 Limit = Query(50, ge=1, le=500)
 
 
+def history_filters(
+    cursor: str | None = Query(None, max_length=200),
+    limit: int = Limit,
+    channel: str | None = Query(None, max_length=32),
+    type: list[str] | None = Query(None),
+    since: datetime | None = Query(None),
+    until: datetime | None = Query(None),
+) -> dict[str, Any]:
+    """The contact-history filters both history endpoints take."""
+    return {
+        "cursor": cursor,
+        "limit": limit,
+        "channel": channel,
+        "types": type or None,
+        "since": _utc(since, "since"),
+        "until": _utc(until, "until"),
+    }
+
+
 @router.get("/v1/customers/search", response_model=CustomerMatches)
 def search_customers(
     request: Request,
@@ -236,19 +255,13 @@ def get_household(
 def customer_contact_history(
     request: Request,
     customer_id: UUID,
-    cursor: str | None = Query(None, max_length=200),
-    limit: int = Limit,
-    channel: str | None = Query(None, max_length=32),
-    type: list[str] | None = Query(None),
-    since: datetime | None = Query(None),
-    until: datetime | None = Query(None),
+    filters: dict[str, Any] = Depends(history_filters),
     min_position: int | None = MinPosition,
     as_of: datetime | None = AsOf,
     include_late: bool = IncludeLate,
     key: ApiKey = Depends(require("customers.contact_history")),
 ) -> dict[str, Any]:
     """Every touchpoint with the customer, newest first."""
-    filters = _history_filters(cursor, limit, channel, type, since, until)
     db, position = views_for(request, key, min_position, as_of)
     customers = view_module("customers")
     history = view_module("contact_history")
@@ -266,19 +279,13 @@ def customer_contact_history(
 def household_contact_history(
     request: Request,
     household_id: UUID,
-    cursor: str | None = Query(None, max_length=200),
-    limit: int = Limit,
-    channel: str | None = Query(None, max_length=32),
-    type: list[str] | None = Query(None),
-    since: datetime | None = Query(None),
-    until: datetime | None = Query(None),
+    filters: dict[str, Any] = Depends(history_filters),
     min_position: int | None = MinPosition,
     as_of: datetime | None = AsOf,
     include_late: bool = IncludeLate,
     key: ApiKey = Depends(require("households.contact_history")),
 ) -> dict[str, Any]:
     """Every touchpoint with any member of the household, newest first."""
-    filters = _history_filters(cursor, limit, channel, type, since, until)
     db, position = views_for(request, key, min_position, as_of)
     households = view_module("households")
     history = view_module("contact_history")
@@ -341,24 +348,6 @@ def _utc(value: datetime | None, field: str) -> str | None:
             ],
         )
     return value.astimezone(UTC).isoformat()
-
-
-def _history_filters(
-    cursor: str | None,
-    limit: int,
-    channel: str | None,
-    types: list[str] | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> dict[str, Any]:
-    return {
-        "cursor": cursor,
-        "limit": limit,
-        "channel": channel,
-        "types": types or None,
-        "since": _utc(since, "since"),
-        "until": _utc(until, "until"),
-    }
 
 
 def _history_page(
