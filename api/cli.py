@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -13,11 +12,9 @@ import orjson
 import typer
 
 from api.audit.cli import audit_cli
-from api.bootstrap import Platform, build_platform
+from api.bootstrap import Platform
+from api.cli_support import fail, platform_from_env, settings_from_env
 from api.keys import ROLES, create_key, revoke_key
-from api.logging import configure_logging
-from api.settings import Settings
-from api.store.database import DatabaseUnavailable
 from api.store.ingest import Report
 from api.store.migrate import apply_migrations
 
@@ -31,37 +28,10 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(audit_cli, name="audit")
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
-@contextmanager
-def _platform() -> Iterator[Platform]:
-    try:
-        platform = build_platform(_settings())
-    except DatabaseUnavailable as error:
-        _fail(f"database unavailable: {error}")
-    except Exception as error:
-        if "connection" in str(error).lower():
-            _fail(f"cannot reach the database: {str(error).splitlines()[0]}")
-        raise
-    try:
-        yield platform
-    finally:
-        platform.close()
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 @cli.command()
 def migrate() -> None:
     """Apply pending database migrations."""
-    applied = apply_migrations(_settings())
+    applied = apply_migrations(settings_from_env())
     typer.echo(
         f"applied {len(applied)} migration(s)"
         + (": " + ", ".join(applied) if applied else "")
@@ -78,7 +48,7 @@ def serve(
 
     from api.http.app import create_app
 
-    with _platform() as platform:
+    with platform_from_env() as platform:
         app = create_app(platform, run_projections=True)
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
@@ -86,7 +56,7 @@ def serve(
 @cli.command()
 def project() -> None:
     """Run the projections alone, following the log (a worker process)."""
-    with _platform() as platform:
+    with platform_from_env() as platform:
         signal.signal(signal.SIGTERM, lambda *_: platform.runner.stop())
         try:
             platform.runner.run_forever()
@@ -101,11 +71,11 @@ def rebuild(
     ] = None,
 ) -> None:
     """Rebuild projections from the log."""
-    with _platform() as platform:
+    with platform_from_env() as platform:
         known = [p.name for p in platform.runner.projections]
         unknown = [n for n in names or [] if n not in known]
         if unknown:
-            _fail(
+            fail(
                 f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(known)}"
             )
         count = platform.runner.rebuild(names or None)
@@ -126,11 +96,11 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create an API key; the key is the last line printed (shown only once)."""
-    with _platform() as platform:
+    with platform_from_env() as platform:
         try:
             key = create_key(platform.db, role, customer_id, label)
         except ValueError as error:
-            _fail(str(error), code=2)
+            fail(str(error), code=2)
         typer.echo(f"created a {role} key (store it now; only its hash is kept):")
         typer.echo(key)
 
@@ -140,10 +110,10 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(help="The key, or its first 10 characters.")],
 ) -> None:
     """Revoke an API key."""
-    with _platform() as platform:
+    with platform_from_env() as platform:
         count = revoke_key(platform.db, key)
     if count == 0:
-        _fail("no active key matches")
+        fail("no active key matches")
     typer.echo(f"revoked {count} key(s)")
 
 
@@ -174,8 +144,8 @@ def ingest(
     if file_format == "auto":
         file_format = "csv" if file.lower().endswith(".csv") else "jsonl"
     if file_format not in {"jsonl", "csv"}:
-        _fail(f"unknown format {file_format!r}; use jsonl or csv", code=2)
-    with _platform() as platform:
+        fail(f"unknown format {file_format!r}; use jsonl or csv", code=2)
+    with platform_from_env() as platform:
         size = batch_size or platform.settings.ingest_batch_events
         stream = sys.stdin if file == "-" else _open(file)
         items = (
@@ -199,7 +169,7 @@ def demo(
     """Generate a realistic data set through the ingest path and build the views."""
     from api.demo_data import generate_demo_events
 
-    with _platform() as platform:
+    with platform_from_env() as platform:
         totals = {"stored": 0, "duplicate": 0, "rejected": 0}
         batch: list[Any] = []
         for event in generate_demo_events(households=households, seed=seed):
@@ -220,7 +190,7 @@ def demo(
 def _open(file: str) -> TextIO:
     path = Path(file)
     if not path.is_file():
-        _fail(f"no such file: {file}", code=2)
+        fail(f"no such file: {file}", code=2)
     return path.open(encoding="utf-8")
 
 
@@ -277,7 +247,7 @@ def _ingest_items(
             typer.echo(f"line {number}: {problem}", err=True)
             totals["rejected"] += 1
             if strict:
-                _fail(
+                fail(
                     f"stopped at line {number} (--strict); earlier batches were stored"
                 )
             continue
@@ -316,7 +286,7 @@ def _flush(
                     f"line {lines[problem.index]}: {problem.field or 'event'}: {problem.message} [{problem.code}]",
                     err=True,
                 )
-            _fail("stopped (--strict): nothing from this batch was stored")
+            fail("stopped (--strict): nothing from this batch was stored")
     else:
         report = platform.ingestor.ingest(batch, atomic=False)
     _add(totals, report, lines)

@@ -29,29 +29,12 @@ from api.audit.export import (
     start_after,
 )
 from api.audit.verify import Checkpoint, log_bound, verify_log
-from api.bootstrap import Platform, build_platform
-from api.logging import configure_logging
-from api.settings import Settings
+from api.bootstrap import Platform
+from api.cli_support import fail, platform_from_env
 
 audit_cli = typer.Typer(
     help="Auditors' tools: verify the log, export it, replay it.", no_args_is_help=True
 )
-
-
-@contextmanager
-def _platform() -> Iterator[Platform]:
-    settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
-    platform = build_platform(settings)
-    try:
-        yield platform
-    finally:
-        platform.close()
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _echo_json(value: Any) -> None:
@@ -74,9 +57,9 @@ def _when(value: str | None, option: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"{option}: not an RFC 3339 time: {value}", code=2)
+        fail(f"{option}: not an RFC 3339 time: {value}", code=2)
     if moment.tzinfo is None:
-        _fail(f"{option}: needs a UTC offset (e.g. 2025-03-01T10:00:00+08:00)", code=2)
+        fail(f"{option}: needs a UTC offset (e.g. 2025-03-01T10:00:00+08:00)", code=2)
     return moment
 
 
@@ -93,12 +76,12 @@ def verify(
     expected: Checkpoint | None = None
     if checkpoint is not None:
         if public_key is None:
-            _fail("--checkpoint needs --public-key", code=2)
+            fail("--checkpoint needs --public-key", code=2)
         try:
-            expected = load_checkpoint(checkpoint, public_key)  # type: ignore[arg-type]
+            expected = load_checkpoint(checkpoint, public_key)
         except (BadCheckpoint, OSError, ValueError) as error:
-            _fail(f"checkpoint refused: {error}")
-    with _platform() as platform:
+            fail(f"checkpoint refused: {error}")
+    with platform_from_env() as platform:
         bound = log_bound(platform.db)
         with _progress(bound, "verifying") as advance:
             report = verify_log(
@@ -121,7 +104,7 @@ def keygen(
 ) -> None:
     """Make an Ed25519 key pair for signing checkpoints."""
     if out_private.exists():
-        _fail(f"{out_private} exists; not overwriting a key", code=2)
+        fail(f"{out_private} exists; not overwriting a key", code=2)
     generate_keys(out_private, out_public)
     typer.echo(f"wrote {out_private} (private) and {out_public} (public)")
 
@@ -140,14 +123,14 @@ def make_checkpoint(
     try:
         key = load_private_key(private_key)
     except (BadCheckpoint, OSError, ValueError) as error:
-        _fail(f"cannot read the private key: {error}", code=2)
-    with _platform() as platform:
+        fail(f"cannot read the private key: {error}", code=2)
+    with platform_from_env() as platform:
         bound = log_bound(platform.db)
         with _progress(bound, "verifying") as advance:
             report = verify_log(platform.db, bound=bound, on_progress=advance)
     if not report.ok:
         _echo_json(report.as_json())
-        _fail("the log failed verification; no checkpoint written")
+        fail("the log failed verification; no checkpoint written")
     document = sign_head(report, key)
     write_checkpoint(document, out)
     _echo_json(document["statement"])
@@ -187,14 +170,14 @@ def export(
 ) -> None:
     """Stream the log, filtered, in position order (constant memory on any log size)."""
     if format not in ("jsonl", "csv"):
-        _fail("--format must be jsonl or csv", code=2)
+        fail("--format must be jsonl or csv", code=2)
     log_filter = LogFilter(
         types=frozenset(type) if type else None,
         since=_when(since, "--since"),
         until=_when(until, "--until"),
         include_platform_events=include_platform_events,
     )
-    with _platform() as platform:
+    with platform_from_env() as platform:
         _select_customers(platform, log_filter, customer, household)
         start = start_after(platform, log_filter)
         head = int(platform.app.recorder.max_notification_id() or 0)
@@ -258,7 +241,7 @@ def replay(
 
     moment = _when(as_of, "--as-of")
     assert moment is not None
-    with _platform() as platform:
+    with platform_from_env() as platform:
         if household is not None:
             answer = household_as_of(platform, household.lower(), moment)
         elif customer is not None:
@@ -271,7 +254,7 @@ def replay(
                 "position": last_position_by(platform, moment),
             }
     if answer is None:
-        _fail("no such household or customer at that time")
+        fail("no such household or customer at that time")
     _echo_json(answer)
 
 
@@ -280,7 +263,7 @@ def rebuild_check_command() -> None:
     """Rebuild every view from the log in a scratch database and diff with the live one; exit 1 on any difference."""
     from api.audit.rebuild_check import rebuild_check
 
-    with _platform() as platform:
+    with platform_from_env() as platform:
         report = rebuild_check(platform)
     _echo_json(report.as_json())
     if not report.identical:
