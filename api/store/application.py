@@ -48,7 +48,10 @@ class CrmApplication(Application[UUID]):
 
 def eventsourcing_env(settings: Settings) -> dict[str, Any]:
     """The library's environment for the configured backend (tables come from migrations)."""
-    env: dict[str, Any] = {"CREATE_TABLE": "n"}
+    env: dict[str, Any] = {
+        "CREATE_TABLE": "n",
+        "TRANSCODER_TOPIC": "api.store.transcoder:OrjsonTranscoder",
+    }
     if settings.is_postgres:
         parts = settings.postgres_parts
         env.update(

@@ -1,0 +1,71 @@
+"""The library's JSON transcoding, done by orjson: the same stored bytes, several times faster.
+
+Custom types still go through the registered transcodings (`{"_type_", "_data_"}`),
+so events written by either transcoder read back with the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import JSONTranscoder
+
+# Datetimes, dataclasses and subclasses of str/int/dict/list must reach the
+# registered transcodings, as they do with the json module.
+_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+class OrjsonTranscoder(JSONTranscoder):
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(
+            _with_uuids_transcoded(obj, self._encode_obj),
+            default=self._encode_obj,
+            option=_OPTIONS,
+        )
+
+    def decode(self, data: bytes) -> Any:
+        return _revive(orjson.loads(data), self._decode_obj)
+
+
+def _with_uuids_transcoded(value: Any, encode: Callable[[Any], Any]) -> Any:
+    """orjson writes a UUID as a plain string and has no option to hand it over;
+    the json transcoder writes its registered transcoding instead."""
+    if isinstance(value, UUID):
+        return encode(value)
+    if isinstance(value, dict):
+        return {
+            k: _with_uuids_transcoded(v, encode)
+            if isinstance(v, UUID | dict | list | tuple)
+            else v
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [
+            _with_uuids_transcoded(v, encode)
+            if isinstance(v, UUID | dict | list | tuple)
+            else v
+            for v in value
+        ]
+    return value
+
+
+def _revive(value: Any, hook: Callable[[dict[str, Any]], Any]) -> Any:
+    """json's object_hook, bottom-up, over what orjson parsed."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                value[key] = _revive(item, hook)
+        return hook(value)
+    if isinstance(value, list):
+        return [
+            _revive(item, hook) if isinstance(item, dict | list) else item
+            for item in value
+        ]
+    return value

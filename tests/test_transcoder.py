@@ -1,0 +1,63 @@
+"""The orjson transcoder writes exactly what the library's json transcoder writes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import JSONTranscoder
+
+from api.store.transcoder import OrjsonTranscoder
+from domain.customer import CustomerRegistered
+
+
+def transcoders() -> tuple[JSONTranscoder, OrjsonTranscoder]:
+    plain, fast = JSONTranscoder(), OrjsonTranscoder()
+    app = Application()
+    app.register_transcodings(plain)
+    app.register_transcodings(fast)
+    return plain, fast
+
+
+def test_same_bytes_and_same_values_both_ways() -> None:
+    plain, fast = transcoders()
+    state = {
+        "timestamp": datetime(2025, 3, 1, 2, 0, tzinfo=UTC),
+        "nested": [
+            {"when": datetime(2024, 1, 1, tzinfo=UTC), "amount": Decimal("12.30")}
+        ],
+        "event_id": str(uuid.uuid4()),
+        "data": {
+            "name": "王芳 👩‍👧",
+            "address": {"line": "北京市朝阳区建国路88号"},
+            "granted": True,
+            "n": 3,
+            "none": None,
+        },
+    }
+    assert fast.encode(state) == plain.encode(state)
+    encoded = plain.encode(state)
+    assert fast.decode(encoded) == plain.decode(encoded) == state
+
+
+def test_stored_facts_round_trip() -> None:
+    _plain, fast = transcoders()
+    fact = CustomerRegistered(
+        originator_id=uuid.uuid4(),
+        originator_version=1,
+        timestamp=datetime.now(UTC),
+        originator_topic="crm.aggregate.Customer",
+        event_id=str(uuid.uuid4()),
+        occurred_at="2025-03-01T10:00:00+08:00",
+        source="branch:BJ001",
+        actor=None,
+        data={
+            "customer_id": "x",
+            "name": "张伟",
+            "address": {"line": "上海市黄浦区南京东路1号"},
+        },
+    )
+    state = dict(vars(fact))
+    assert fast.decode(fast.encode(state)) == state
