@@ -144,3 +144,32 @@ def test_the_monthly_balance_csv_is_idempotent_per_account_and_date(
     assert "line 4: data.account_id" in first.output
     again = run("ingest", str(csv_file))
     assert "stored 0, duplicates 1, rejected 2" in again.output
+
+
+def test_demo_builds_households_through_the_ingest_path(
+    run, settings: Settings
+) -> None:  # type: ignore[no-untyped-def]
+    result = run("demo", "--households", "4", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert "rejected 0" in result.output
+    platform = build_platform(
+        Settings(database_url=settings.database_url, secret_key="cli-test-key")
+    )
+    try:
+        with platform.db.transaction() as cur:
+            households = cur.execute("SELECT count(*) AS n FROM households").fetchone()
+            logged = cur.execute("SELECT count(*) AS n FROM crm_event_log").fetchone()
+        assert households["n"] >= 4
+        assert (
+            platform.runner.min_position()
+            == platform.app.recorder.max_notification_id()
+        )
+        again = run("demo", "--households", "4", "--seed", "3")
+        assert "stored 0" in again.output
+        with platform.db.transaction() as cur:
+            assert (
+                cur.execute("SELECT count(*) AS n FROM crm_event_log").fetchone()
+                == logged
+            )
+    finally:
+        platform.close()
