@@ -51,7 +51,7 @@ def _index_rows(
 
 INSERT_LOG_ARRAYS = (
     "INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) "
-    "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::bytea[], %s::bytea[])"
+    "SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::bytea[], %b::bytea[])"
 )
 
 
@@ -61,7 +61,7 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
         # Four plain arrays dump far faster than one array of composite values.
         self.insert_arrays_statement = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(
             schema=Identifier(self.datastore.schema),
