@@ -1,0 +1,258 @@
+"""Shared plumbing: databases, measured subprocesses, the server, statistics."""
+
+from __future__ import annotations
+
+import os
+import platform as host
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+CRM = [sys.executable, "-m", "api.cli"]
+SECRET = "bench-secret-key-not-for-production-0123456789"  # noqa: S105 - throwaway bench databases
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+def crm_env(url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CRM_DATABASE_URL=url,
+        CRM_SECRET_KEY=SECRET,
+        CRM_LOG_LEVEL="WARNING",
+        CRM_LOG_FORMAT="json",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def run_measured(
+    cmd: Sequence[str], env: dict[str, str] | None = None, check: bool = True
+) -> Measured:
+    """Runs a child and reports wall time and the child's own peak RSS (wait4)."""
+    started = time.perf_counter()
+    with (
+        open(os.devnull, "rb") as stdin,
+        _temp_output() as (out, err),
+    ):
+        proc = subprocess.Popen(  # noqa: S603 - our own commands
+            list(cmd), env=env, cwd=ROOT, stdin=stdin, stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        result = Measured(
+            seconds,
+            usage.ru_maxrss / 1024,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            proc.returncode,
+        )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} exited {result.returncode}: {result.stderr[-2000:]}"
+        )
+    return result
+
+
+@contextmanager
+def _temp_output() -> Iterator[tuple[Any, Any]]:
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        yield out, err
+
+
+# databases -------------------------------------------------------------------
+
+
+def pg_create(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def pg_drop(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sqlite_create(workdir: Path, name: str) -> str:
+    path = workdir / f"{name}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def migrate(url: str) -> None:
+    run_measured([*CRM, "migrate"], crm_env(url))
+
+
+def create_key(url: str, role: str = "admin") -> str:
+    out = run_measured([*CRM, "keys", "create", "--role", role], crm_env(url))
+    return out.stdout.strip().splitlines()[-1]
+
+
+# statistics ------------------------------------------------------------------
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    """Median and spread ((max - min) / median) of repeated runs."""
+    clean = [float(v) for v in values if v is not None]
+    if not clean:
+        return {"median": None, "spread": None, "runs": []}
+    median = statistics.median(clean)
+    spread = (max(clean) - min(clean)) / median if median else 0.0
+    return {"median": median, "spread": round(spread, 3), "runs": clean}
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(
+        len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1)
+    )
+    return sorted_values[index]
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "os": f"{host.system()} {host.release()}",
+        "load_average": os.getloadavg(),
+    }
+
+
+def pg_version(admin_url: str) -> str:
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        settings = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+            for name in ("synchronous_commit", "fsync", "shared_buffers")
+        }
+    return f"PostgreSQL {row[0] if row else '?'} {settings}"
+
+
+# the server ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """`crm serve` in a child process; polls its RSS while it runs."""
+
+    def __init__(self, url: str, **env: str) -> None:
+        self.url = url
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = crm_env(url, **env)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.peak_rss_mb = 0.0
+        self._watch: threading.Thread | None = None
+        self._marks: dict[str, float] = {}
+
+    def __enter__(self) -> Server:
+        self.log = open(ROOT / "bench-results" / f"serve-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(  # noqa: S603
+            [*CRM, "serve", "--port", str(self.port)],
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"crm serve exited {self.proc.returncode}")
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("crm serve did not start")
+        self._watch = threading.Thread(target=self._poll_rss, daemon=True)
+        self._watch.start()
+        return self
+
+    def _poll_rss(self) -> None:
+        assert self.proc is not None
+        try:
+            process = psutil.Process(self.proc.pid)
+            while self.proc.poll() is None:
+                rss = process.memory_info().rss / 2**20
+                self.peak_rss_mb = max(self.peak_rss_mb, rss)
+                for name in self._marks:
+                    self._marks[name] = max(self._marks[name], rss)
+                time.sleep(0.05)
+        except psutil.Error:
+            pass
+
+    def mark(self, name: str) -> None:
+        """Starts tracking the peak RSS under one load (read it with `peak`)."""
+        self._marks[name] = 0.0
+
+    def peak(self, name: str) -> float:
+        return round(self._marks.pop(name, 0.0), 1)
+
+    def __exit__(self, *_: Any) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def wait_caught_up(base: str, key: str, timeout: float = 600) -> None:
+    """Waits until every projection reached the log head (/readyz)."""
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {key}"}
+    while time.monotonic() < deadline:
+        body = httpx.get(base + "/readyz", headers=headers, timeout=10).json()
+        if all(p["position"] >= body["head"] for p in body["projections"]):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("projections did not catch up")

@@ -1,0 +1,56 @@
+"""Workloads that run the `crm` command itself: ingest, the balance file, rebuild."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from bench.common import CRM, crm_env, run_measured
+
+
+def ingest_file(url: str, path: Path, expected: int) -> dict[str, Any]:
+    """`crm ingest FILE` (JSON Lines or the balance CSV); every line must be stored."""
+    result = run_measured([*CRM, "ingest", str(path)], crm_env(url))
+    match = re.search(r"stored (\d+), duplicates (\d+), rejected (\d+)", result.stdout)
+    if match is None:
+        raise RuntimeError(f"crm ingest said: {result.stdout[-500:]}")
+    stored = int(match.group(1))
+    if stored != expected:
+        raise RuntimeError(f"crm ingest stored {stored} of {expected}: {result.stdout}")
+    return {
+        "rate": stored / result.seconds,
+        "seconds": result.seconds,
+        "count": stored,
+        "peak_rss_mb": result.peak_rss_mb,
+    }
+
+
+def rebuild(url: str, log_events: int) -> dict[str, Any]:
+    """`crm rebuild` (every view) over the whole log: a cold start; rate = log events/s."""
+    result = run_measured([*CRM, "rebuild"], crm_env(url))
+    return {
+        "rate": log_events / result.seconds,
+        "seconds": result.seconds,
+        "count": log_events,
+        "peak_rss_mb": result.peak_rss_mb,
+        "said": result.stdout.strip().splitlines()[-1],
+    }
+
+
+def project_from_zero(url: str, log_events: int) -> dict[str, Any]:
+    """The views caught up by a fresh process, timed in-process (py-spy friendly)."""
+    result = run_measured(
+        [
+            "python",
+            "-c",
+            "from api.bootstrap import build_platform; from api.settings import Settings; "
+            "p = build_platform(Settings()); print(p.runner.catch_up()); p.close()",
+        ],
+        crm_env(url),
+    )
+    return {
+        "rate": log_events / result.seconds,
+        "seconds": result.seconds,
+        "peak_rss_mb": result.peak_rss_mb,
+    }
