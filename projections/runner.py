@@ -107,45 +107,52 @@ class ProjectionRunner:
     # processing -----------------------------------------------------------
 
     def catch_up(self) -> int:
-        """Processes every event in the log now; returns how many were applied."""
-        applied = 0
-        for projection in self.projections:
-            applied += self._catch_up_one(projection)
-        return applied
+        """Processes every event in the log now; returns how many were read."""
+        return self._catch_up(self.projections)
 
-    def _catch_up_one(self, projection: Projection) -> int:
-        applied = 0
-        while not self._stop.is_set():
-            with self.db.transaction() as cur:
-                start = read_position(cur, projection.name)
+    def _catch_up(self, projections: Sequence[Projection]) -> int:
+        """Reads and decodes each page of the log once, and feeds it to every
+        projection that has not seen it, all in one transaction per page."""
+        with self.db.transaction() as cur:
+            positions = {p.name: read_position(cur, p.name) for p in projections}
+        read = 0
+        while projections and not self._stop.is_set():
+            start = min(positions.values())
             notifications = self.app.recorder.select_notifications(
                 start, self.batch_size, inclusive_of_start=False
             )
             if not notifications:
                 break
             records = [decode(self.app, n) for n in notifications]
-            self._apply(projection, start, records)
-            applied += len(records)
+            moved = self._apply(projections, positions, records)
+            positions.update(moved)
+            read += len(records)
             if len(notifications) < self.batch_size:
                 break
-        return applied
+        return read
 
     def _apply(
-        self, projection: Projection, start: int, records: list[EventRecord]
-    ) -> None:
-        new = records[-1].position
+        self,
+        projections: Sequence[Projection],
+        positions: dict[str, int],
+        records: list[EventRecord],
+    ) -> dict[str, int]:
+        moved: dict[str, int] = {}
         with self.db.transaction() as cur:
-            projection.apply(cur, records)
-            write_position(cur, projection.name, start, new)
-        self.positions[projection.name] = new
+            for projection in projections:
+                old = positions[projection.name]
+                unseen = [r for r in records if r.position > old]
+                if unseen:
+                    projection.apply(cur, unseen)
+                    write_position(cur, projection.name, old, unseen[-1].position)
+                    moved[projection.name] = unseen[-1].position
+        self.positions.update(moved)
         with self._progress:
             self._progress.notify_all()
         log.debug(
-            "projection.batch",
-            projection=projection.name,
-            events=len(records),
-            position=new,
+            "projection.batch", events=len(records), position=records[-1].position
         )
+        return moved
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
         """Empties the named projections (all by default) and replays the whole log."""
@@ -158,7 +165,7 @@ class ProjectionRunner:
                     "DELETE FROM projection_positions WHERE name = %s",
                     (projection.name,),
                 )
-        applied = sum(self._catch_up_one(p) for p in chosen)
+        applied = self._catch_up(chosen)
         log.info(
             "projection.rebuilt", projections=[p.name for p in chosen], events=applied
         )
