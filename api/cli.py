@@ -43,21 +43,27 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
-    """Run the HTTP API and the projections in one process (migrates an empty database first)."""
+    """Run the HTTP API and, in a supervised child process, the projections
+    (migrates an empty database first)."""
     import uvicorn
 
     from api.http.app import create_app
+    from api.worker import projection_worker
 
-    with platform_from_env() as platform:
-        app = create_app(platform, run_projections=True)
+    with platform_from_env() as platform, projection_worker():
+        platform.runner.followed_elsewhere = True
+        app = create_app(platform)
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @cli.command()
 def project() -> None:
     """Run the projections alone, following the log (a worker process)."""
+    from api.worker import stop_when_orphaned
+
     with platform_from_env() as platform:
         signal.signal(signal.SIGTERM, lambda *_: platform.runner.stop())
+        stop_when_orphaned(platform.runner.stop)
         try:
             platform.runner.run_forever()
         except KeyboardInterrupt:

@@ -70,6 +70,7 @@ class ProjectionRunner:
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
         self.positions: dict[str, int] = {}
+        self.followed_elsewhere = False
         self.last_error: str | None = None
 
     # positions ------------------------------------------------------------
@@ -96,10 +97,17 @@ class ProjectionRunner:
             with self._progress:
                 self._progress.wait(min(remaining, 0.05))
 
+    @property
+    def is_following(self) -> bool:
+        """True when something keeps these views current: this runner's thread, or a
+        projection worker process (`crm serve` starts one and sets `followed_elsewhere`)."""
+        thread_alive = self._thread is not None and self._thread.is_alive()
+        return self.followed_elsewhere or thread_alive
+
     def ensure_caught_up(self, position: int, timeout: float) -> bool:
-        """Every view at `position` or later: waits for the background runner when it
-        is running, else catches up in this thread."""
-        if self._thread is not None and self._thread.is_alive():
+        """Every view at `position` or later: waits for whatever follows the log,
+        else catches up in this thread."""
+        if self.is_following:
             return self.wait_for(position, timeout)
         self.catch_up()
         return self.min_position() >= position

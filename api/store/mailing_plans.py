@@ -78,24 +78,21 @@ class MailingPlanner:
             MailingDecisionsProjection(),
         ]
         runner = platform.runner
-        self._follows = self._running(runner) and {p.name for p in needed} <= {
+        self._runner_has_views = {p.name for p in needed} <= {
             p.name for p in runner.projections
         }
         self._own = ProjectionRunner(platform.app, platform.db, needed)
 
     # views ---------------------------------------------------------------------
 
-    @staticmethod
-    def _running(runner: ProjectionRunner) -> bool:
-        thread = runner._thread
-        return thread is not None and thread.is_alive()
-
     def catch_up(self, head: int) -> None:
         """Makes the views this plan reads reach `head` (an event stored before the plan)."""
         if head <= 0:
             return
         deadline = time.monotonic() + self.catch_up_timeout
-        if self._follows and self.platform.runner.wait_for(head, self.catch_up_timeout):
+        runner = self.platform.runner
+        follows = self._runner_has_views and runner.is_following
+        if follows and runner.wait_for(head, self.catch_up_timeout):
             return
         while True:
             try:
