@@ -36,16 +36,21 @@ def read_position(cur: Cursor, name: str) -> int:
 
 def write_position(cur: Cursor, name: str, old: int, new: int) -> None:
     if old == 0:
-        cur.execute(
-            "INSERT INTO projection_positions (name, position) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = CURRENT_TIMESTAMP WHERE projection_positions.position = 0",
-            (name, new),
+        sql = (
+            "INSERT INTO projection_positions (name, position) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+            "updated_at = CURRENT_TIMESTAMP WHERE projection_positions.position = 0 "
+            "RETURNING position"
         )
+        params: tuple[object, ...] = (name, new)
     else:
-        cur.execute(
-            "UPDATE projection_positions SET position = %s, updated_at = CURRENT_TIMESTAMP WHERE name = %s AND position = %s",
-            (new, name, old),
+        sql = (
+            "UPDATE projection_positions SET position = %s, updated_at = CURRENT_TIMESTAMP "
+            "WHERE name = %s AND position = %s RETURNING position"
         )
-    if cur.rowcount != 1:
+        params = (new, name, old)
+    # RETURNING rather than rowcount: a fetched row is known even in pipeline mode.
+    if cur.execute(sql, params).fetchone() is None:
         raise PositionMoved(name)
 
 
@@ -146,7 +151,7 @@ class ProjectionRunner:
         records: list[EventRecord],
     ) -> dict[str, int]:
         moved: dict[str, int] = {}
-        with self.db.transaction() as cur:
+        with self.db.transaction(pipeline=True) as cur:
             for projection in projections:
                 old = positions[projection.name]
                 unseen = [r for r in records if r.position > old]

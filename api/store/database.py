@@ -24,9 +24,10 @@ class DatabaseUnavailable(Exception):
 class Cursor:
     """A cursor that speaks `%s` placeholders on both backends."""
 
-    def __init__(self, raw: Any, sqlite: bool) -> None:
+    def __init__(self, raw: Any, sqlite: bool, pipeline: Any = None) -> None:
         self.raw = raw
         self.sqlite = sqlite
+        self.pipeline = pipeline
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", "?") if self.sqlite else sql
@@ -48,6 +49,8 @@ class Cursor:
 
     @property
     def rowcount(self) -> int:
+        if self.pipeline is not None:
+            self.pipeline.sync()  # the count is known only once the result is back
         return int(self.raw.rowcount)
 
 
@@ -55,7 +58,9 @@ class Database:
     backend: str
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, pipeline: bool = False) -> Iterator[Cursor]:
+        """One transaction. `pipeline` (PostgreSQL) sends statements without waiting
+        for each result; results arrive when a row is fetched or at commit."""
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -91,11 +96,16 @@ class PostgresDatabase(Database):
                 self._opened = True
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, pipeline: bool = False) -> Iterator[Cursor]:
         self._open()
         try:
-            with self.pool.connection() as conn, conn.cursor() as raw:
-                yield Cursor(raw, sqlite=False)
+            with self.pool.connection() as conn:
+                if pipeline:
+                    with conn.pipeline() as flow, conn.cursor() as raw:
+                        yield Cursor(raw, sqlite=False, pipeline=flow)
+                else:
+                    with conn.cursor() as raw:
+                        yield Cursor(raw, sqlite=False)
         except (psycopg.OperationalError, PoolTimeout) as error:
             raise DatabaseUnavailable(str(error).splitlines()[0]) from error
 
@@ -128,7 +138,7 @@ class SQLiteDatabase(Database):
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, pipeline: bool = False) -> Iterator[Cursor]:
         conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
