@@ -33,6 +33,10 @@ class Cursor:
         return sql.replace("%s", "?") if self.sqlite else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        if self.pipeline is not None:
+            # In pipeline mode each statement whose result may be read needs its
+            # own cursor: a shared one can still hold an earlier statement's result.
+            self.raw = self.raw.connection.cursor()
         self.raw.execute(self._sql(sql), params)
         return self
 
