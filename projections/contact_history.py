@@ -44,7 +44,11 @@ class ContactHistoryProjection:
     name: str = "contact_history"
     tables: tuple[str, ...] = sql.TABLES
 
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}  # names read or written in this batch
+
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._names = {}
         for record in records:
             self._apply_one(cur, record)
 
@@ -90,13 +94,19 @@ class ContactHistoryProjection:
         return cur.execute(query, (key,)).fetchone()
 
     def _name(self, cur: Cursor, customer_id: str) -> str:
-        row = self._one(cur, sql.CUSTOMER_NAME, customer_id)
-        return str(row["name"]) if row else "Customer"
+        if customer_id not in self._names:
+            row = self._one(cur, sql.CUSTOMER_NAME, customer_id)
+            self._names[customer_id] = str(row["name"]) if row else "Customer"
+        return self._names[customer_id]
+
+    def _set_name(self, cur: Cursor, customer_id: str, name: str) -> None:
+        cur.execute(sql.UPSERT_CUSTOMER, (customer_id, name))
+        self._names[customer_id] = name
 
     # customers -------------------------------------------------------------
 
     def _on_CustomerRegistered(self, cur: Cursor, data: dict[str, Any]) -> Attribution:
-        cur.execute(sql.UPSERT_CUSTOMER, (data["customer_id"], data["name"]))
+        self._set_name(cur, data["customer_id"], data["name"])
         return Attribution([data["customer_id"]])
 
     def _on_CustomerDetailsCorrected(
@@ -104,7 +114,7 @@ class ContactHistoryProjection:
     ) -> Attribution:
         previous = self._name(cur, data["customer_id"])
         if "name" in data:
-            cur.execute(sql.UPSERT_CUSTOMER, (data["customer_id"], data["name"]))
+            self._set_name(cur, data["customer_id"], data["name"])
         return Attribution([data["customer_id"]], {"previous_name": previous})
 
     def _on_customer_event(self, _: Cursor, data: dict[str, Any]) -> Attribution:

@@ -53,11 +53,17 @@ class CustomersProjection:
     name = "customers"
     tables: tuple[str, ...] = ("customers", "accounts", "account_holders")
 
+    def __init__(self) -> None:
+        # account -> position of the last event in this batch that moved its balance
+        self._moved_accounts: dict[str, int] = {}
+
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._moved_accounts = {}
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
             if handler is not None:
                 handler(cur, record, record.data)
+        self._refresh_totals(cur)
 
     # customers -------------------------------------------------------------
 
@@ -178,22 +184,31 @@ class CustomersProjection:
                 data["as_of"],
             ),
         )
-        if cur.rowcount:
-            self._refresh_holders(cur, record, data["account_id"])
+        self._moved_accounts[data["account_id"]] = record.position
 
     def _on_AccountClosed(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
         cur.execute(sql.CLOSE_ACCOUNT, (record.position, data["account_id"]))
-        self._refresh_holders(cur, record, data["account_id"])
+        self._moved_accounts[data["account_id"]] = record.position
 
-    @staticmethod
-    def _refresh_holders(cur: Cursor, record: EventRecord, account_id: str) -> None:
-        holders = cur.execute(sql.SELECT_HOLDERS, (account_id,)).fetchall()
-        for holder in holders:
-            cur.execute(
-                sql.REFRESH_TOTAL_BALANCE, (record.position, holder["customer_id"])
+    def _refresh_totals(self, cur: Cursor) -> None:
+        """Each holder's total once per batch, not once per balance report."""
+        if not self._moved_accounts:
+            return
+        ids = list(self._moved_accounts)
+        placeholders = "(" + ",".join(["%s"] * len(ids)) + ")"
+        holders = cur.execute(
+            sql.SELECT_HOLDERS_OF.format(ids=placeholders), ids
+        ).fetchall()
+        latest: dict[str, int] = {}
+        for row in holders:
+            position = self._moved_accounts[row["account_id"]]
+            latest[row["customer_id"]] = max(
+                position, latest.get(row["customer_id"], 0)
             )
+        for customer_id in sorted(latest):
+            cur.execute(sql.REFRESH_TOTAL_BALANCE, (latest[customer_id], customer_id))
 
 
 # queries ---------------------------------------------------------------------

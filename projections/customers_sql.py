@@ -57,17 +57,21 @@ CLOSE_ACCOUNT = (
     "UPDATE accounts SET status = 'closed', position = %s WHERE account_id = %s"
 )
 
-SELECT_HOLDERS = "SELECT customer_id FROM account_holders WHERE account_id = %s"
 
 # Sum of the latest balance of each open account the customer holds (alone or jointly).
-REFRESH_TOTAL_BALANCE = """
-UPDATE customers SET total_balance_cents = (
+TOTAL_BALANCE = """(
     SELECT COALESCE(SUM(a.balance_cents), 0)
     FROM account_holders h JOIN accounts a ON a.account_id = h.account_id
     WHERE h.customer_id = customers.customer_id AND a.status = 'open'
-), position = %s
-WHERE customer_id = %s
+)"""
+REFRESH_TOTAL_BALANCE = f"""
+UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, position = %s
+WHERE customer_id = %s AND total_balance_cents <> {TOTAL_BALANCE}
 """
+
+SELECT_HOLDERS_OF = (
+    "SELECT account_id, customer_id FROM account_holders WHERE account_id IN {ids}"
+)
 
 SEARCH_CUSTOMERS = """
 SELECT * FROM customers
