@@ -211,3 +211,68 @@ def test_the_household_view_summarises_holdings_complaints_and_contacts(
     assert body["last_contact"]["type"] == "ContactLogged"
     assert body["value_tier"] in {"private", "premier", "mass"}
     assert body["primary_recipient_id"] == hid  # the higher balance
+
+
+def test_tier_cache_recomputes_only_when_views_moved_and_old(
+    platform: Platform,
+) -> None:
+    from projections.household_overview import TierCache
+
+    now = [0.0]
+    cache = TierCache(max_age=5.0, clock=lambda: now[0])
+    first = registered(name="钱多多", line="深圳市南山区科技园路1号")
+    platform.ingestor.ingest([first], atomic=True)
+    platform.runner.catch_up()
+    assert len(cache.tiers(platform.db)) == 1
+    platform.ingestor.ingest(
+        [registered(name="孙少", line="深圳市南山区科技园路2号")], atomic=True
+    )
+    platform.runner.catch_up()
+    now[0] = 1.0
+    assert len(cache.tiers(platform.db)) == 1  # moved, but computed 1 s ago
+    now[0] = 6.0
+    assert len(cache.tiers(platform.db)) == 2
+
+
+def test_listing_households_by_value_tier_pages_through_all_of_them(
+    platform: Platform,
+) -> None:
+    events = []
+    for i in range(30):
+        person = registered(name=f"吴{i}", line=f"杭州市西湖区文三路{i + 1}号")
+        account = account_opened(person["data"]["customer_id"])
+        balance = "8000000.00" if i < 3 else f"{100 + i}.00"
+        report = envelope(
+            "BalanceReported",
+            {
+                "account_id": account["data"]["account_id"],
+                "balance": balance,
+                "as_of": "2025-02-28",
+            },
+        )
+        events += [person, account, report]
+    platform.ingestor.ingest(events, atomic=True)
+    platform.runner.catch_up()
+    key = {"Authorization": f"Bearer {create_key(platform.db, 'read')}"}
+    seen: list[str] = []
+    with TestClient(create_app(platform)) as client:
+        cursor = None
+        while True:
+            params = {
+                "value_tier": "premier",
+                "limit": 1,
+                **({"cursor": cursor} if cursor else {}),
+            }
+            body = client.get("/v1/households", params=params, headers=key).json()
+            seen += [h["household_id"] for h in body["households"]]
+            assert all(h["value_tier"] == "premier" for h in body["households"])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        everyone = client.get(
+            "/v1/households", params={"limit": 500}, headers=key
+        ).json()["households"]
+        bad = client.get("/v1/households", params={"value_tier": "gold"}, headers=key)
+    assert len(seen) == len(set(seen)) == 3  # top 10% of 30 households
+    assert len(everyone) == 30
+    assert bad.status_code == 422

@@ -6,9 +6,8 @@ that log position, so a client can read its own writes.
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -35,7 +34,8 @@ from api.http.views import (
 from api.keys import ApiKey
 from api.store.database import Cursor, Database
 from domain.national_id import protect
-from projections.household_overview import household_overview
+from projections.household_overview import TierCache, household_overview
+from projections.household_queries import list_households as list_household_rows
 from projections.runner import read_position
 
 router = APIRouter(tags=["reads"], responses=READ_ERRORS)
@@ -73,6 +73,16 @@ def views_for(
             [{"field": "query.as_of", "message": "an RFC 3339 time with offset"}],
         )
     return views_at(platform, as_of)
+
+
+def tiers_of(request: Request, db: Database) -> dict[str, str]:
+    """Value tiers of every household: cached for the live views, fresh for a past view."""
+    platform = platform_of(request)
+    if db is not platform.db:
+        return TierCache().tiers(db)
+    cache = platform.extras.setdefault("tier_cache", TierCache())
+    assert isinstance(cache, TierCache)
+    return cache.tiers(db)
 
 
 def point_in_time(
@@ -182,11 +192,12 @@ def get_customer_household(
 ) -> dict[str, Any]:
     """The household the customer belongs to now (or as of `as_of`)."""
     db, position = views_for(request, key, min_position, as_of)
+    tiers = tiers_of(request, db)
     with db.transaction() as cur:
         household_id = _household_id_of(cur, str(customer_id))
         if household_id is None:
             raise not_found("household for customer", str(customer_id))
-        answer = _household(cur, household_id)
+        answer = _household(cur, household_id, tiers)
     ids = frozenset(str(m["customer_id"]) for m in answer["members"])
     return point_in_time(request, answer, as_of, position, include_late, ids)
 
@@ -196,38 +207,34 @@ def list_households(
     request: Request,
     branch_code: str | None = Query(None, max_length=32),
     region_code: str | None = Query(None, max_length=32),
-    value_tier: str | None = Query(None, max_length=32),
+    value_tier: Literal["private", "premier", "mass"] | None = Query(None),
     cursor: str | None = Query(None, max_length=200),
     limit: int = Limit,
     min_position: int | None = MinPosition,
     _key: Any = Depends(require("households.list")),
 ) -> dict[str, Any]:
-    """Households, filtered by branch, region or value tier, a page at a time."""
+    """Households by id, filtered by branch, region or value tier, a page at a time
+    (`next_cursor` is the last household id of the page)."""
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    households = view_module("households")
-    filters: dict[str, Any] = {"branch_code": branch_code, "region_code": region_code}
-    takes_tier = (
-        "value_tier" in inspect.signature(households.list_households).parameters
-    )
-    if takes_tier:
-        filters["value_tier"] = value_tier
+    tiers = tiers_of(request, platform.db)
+    page: list[dict[str, Any]] = []
+    after = cursor
     with platform.db.transaction() as cur:
-        try:
-            result = households.list_households(
-                cur, cursor=cursor, limit=limit, **filters
-            )
-        except ValueError:
-            raise _bad_cursor() from None
+        while len(page) < limit:
+            rows = list_household_rows(cur, branch_code, region_code, after, limit)
+            for row in rows:
+                row["value_tier"] = tiers.get(row["household_id"])
+            page += [r for r in rows if value_tier in (None, r["value_tier"])]
+            if len(rows) < limit:
+                break
+            after = rows[-1]["household_id"]
         position = read_position(cur, HOUSEHOLDS_PROJECTION)
-    rows, next_cursor = page_of(result)
-    if not isinstance(result, tuple) and len(rows) >= limit:
-        next_cursor = id_of(rows[-1], "household_id")
-    if value_tier is not None and not takes_tier:
-        rows = [row for row in rows if row.get("value_tier") == value_tier]
+    page = page[:limit]
+    more = len(page) == limit
     return {
-        "households": [public(row) for row in rows],
-        "next_cursor": next_cursor,
+        "households": [public(row) for row in page],
+        "next_cursor": page[-1]["household_id"] if more else None,
         "position": position,
     }
 
@@ -243,8 +250,9 @@ def get_household(
 ) -> dict[str, Any]:
     """Members, address, primary recipient, whether mailable and why not."""
     db, position = views_for(request, key, min_position, as_of)
+    tiers = tiers_of(request, db)
     with db.transaction() as cur:
-        answer = _household(cur, str(household_id))
+        answer = _household(cur, str(household_id), tiers)
     ids = frozenset(str(m["customer_id"]) for m in answer["members"])
     return point_in_time(request, answer, as_of, position, include_late, ids)
 
@@ -304,7 +312,7 @@ def _household_id_of(cur: Cursor, customer_id: str) -> str | None:
     return id_of(households.household_of(cur, customer_id), "household_id")
 
 
-def _household(cur: Cursor, household_id: str) -> dict[str, Any]:
+def _household(cur: Cursor, household_id: str, tiers: dict[str, str]) -> dict[str, Any]:
     households = view_module("households")
     row = households.get_household(cur, household_id)
     if row is None:
@@ -318,7 +326,7 @@ def _household(cur: Cursor, household_id: str) -> dict[str, Any]:
     if "position" in household:
         household["updated_position"] = household["position"]
     household["position"] = read_position(cur, HOUSEHOLDS_PROJECTION)
-    household.update(household_overview(cur, household_id))
+    household.update(household_overview(cur, household_id, tiers))
     return household
 
 
