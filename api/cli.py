@@ -197,13 +197,13 @@ def _open(file: str) -> TextIO:
     path = Path(file)
     if not path.is_file():
         fail(f"no such file: {file}", code=2)
-    return path.open(encoding="utf-8")
+    return path.open(encoding="utf-8", errors="surrogateescape")
 
 
 def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, Any, str | None, int]]:
     """(line number, parsed event or None, problem, bytes read) for each line."""
     for number, line in enumerate(stream, start=1):
-        size = len(line.encode())
+        size = len(line.encode(errors="surrogateescape"))
         if not line.strip():
             yield number, None, None, size
             continue

@@ -23,7 +23,7 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
         log_format == "auto" and sys.stderr.isatty()
     )
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer()
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
         if use_console
         else structlog.processors.JSONRenderer()
     )

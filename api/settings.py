@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +18,7 @@ class Settings(BaseSettings):
         default="sqlite:///./crm.db",
         description="postgresql://user@host:port/db for PostgreSQL; unset means the SQLite file ./crm.db",
     )
-    secret_key: str | None = Field(
+    secret_key: SecretStr | None = Field(
         default=None,
         description="Key for the national-ID HMAC. Unset: read (or create) the file named by CRM_SECRET_KEY_FILE",
     )
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     @cached_property
     def national_id_key(self) -> bytes:
         if self.secret_key:
-            return self.secret_key.encode()
+            return self.secret_key.get_secret_value().encode()
         path = self.secret_key_file
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ and rebuilding or re-batching the log reproduces the household tables exactly.""
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -15,6 +16,11 @@ from projections.customers import CustomersProjection
 from projections.households import HouseholdsProjection
 from projections.runner import ProjectionRunner
 from tests.factories import envelope, new_id, registered
+
+# Hypothesis repeats drawn values between examples, and all examples of one test
+# share one database: each example needs addresses and national IDs of its own,
+# or customers left by an earlier example link into this one behind the model.
+EXAMPLE_TAGS = itertools.count(1)
 
 OPERATION = st.one_of(
     st.tuples(
@@ -175,14 +181,13 @@ def projected_households(platform: Platform, ids: list[str]) -> set[frozenset[st
 )
 @given(
     ops=st.lists(OPERATION, min_size=3, max_size=30),
-    tag=st.integers(1, 10**6),
     seed=st.integers(0, 10**6),
 )
 def test_random_histories(
-    platform: Platform, ops: list[tuple[Any, ...]], tag: int, seed: int
+    platform: Platform, ops: list[tuple[Any, ...]], seed: int
 ) -> None:
     shuffle = random.Random(seed)
-    model = Model(tag)
+    model = Model(next(EXAMPLE_TAGS))
     envelopes = [
         e for step, op in enumerate(ops) if (e := model.envelope_for(step, op))
     ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from api.bootstrap import Platform
-from api.http.errors import install_error_handlers
+from api.http.body_limit import BodyLimit
+from api.http.errors import ApiError, install_error_handlers
 from api.http.metrics import HttpMetrics
 from api.http.middleware import RequestContext
 from api.http.openapi import install_openapi
@@ -21,6 +23,22 @@ Event-sourced customer interactions: post events, read households and contact hi
 Every endpoint but `/healthz` needs `Authorization: Bearer <key>` (`crm keys create`).
 Errors always have the shape `{"error": {"code", "message", "details", "request_id"}}`.
 """
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def reject_control_characters(request: Request) -> None:
+    """NUL and other control characters never belong in a query parameter."""
+    for name, value in request.query_params.multi_items():
+        if _CONTROL.search(value):
+            message = "control characters are not allowed"
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"query.{name}: {message}",
+                [{"field": f"query.{name}", "message": message}],
+            )
 
 
 def create_app(platform: Platform, *, run_projections: bool = False) -> FastAPI:
@@ -37,6 +55,7 @@ def create_app(platform: Platform, *, run_projections: bool = False) -> FastAPI:
                 platform.runner.stop()
 
     app = FastAPI(
+        dependencies=[Depends(reject_control_characters)],
         title="CRM platform",
         version="0.1.0",
         description=DESCRIPTION,
@@ -53,5 +72,6 @@ def create_app(platform: Platform, *, run_projections: bool = False) -> FastAPI:
     app.include_router(mailings.router)
     app.include_router(audit.router)
     install_openapi(app)
+    app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app

@@ -10,6 +10,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Recording
 
+import domain.mailing  # noqa: F401  (every process that reads the log knows every stored topic)
 from api.settings import Settings
 
 POSTGRES_RECORDER = "api.store.recorders:PostgresCrmRecorder"

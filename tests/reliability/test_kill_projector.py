@@ -7,7 +7,6 @@ row of every projection's tables is then compared with a rebuild from the log.
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from scripts.soak import SECRET, server_env
 pytestmark = pytest.mark.postgres
 
 KILLS = 3
-HOUSEHOLDS = 40
+HOUSEHOLDS = 15
 
 
 def fill_log(platform: Platform) -> int:
@@ -123,4 +122,3 @@ def test_sigkill_of_the_projection_worker_converges_to_a_rebuild(
     assert sum(len(rows) for rows in rebuilt.values()) > 1000
     for table, rows in rebuilt.items():
         assert after_kills[table] == rows, f"{table} differs from a rebuild"
-    assert os.path.getsize(log_path) > 0

@@ -62,7 +62,7 @@ def _moment(value: datetime | None, field: str) -> datetime | None:
 @router.get("/v1/audit/events")
 def audit_events(
     request: Request,
-    after_position: int = Query(0, ge=0),
+    after_position: int = Query(0, ge=0, le=2**63 - 1),
     limit: int = Query(100, ge=1, le=1000),
     customer_id: UUID | None = Query(None),
     household_id: UUID | None = Query(None),

@@ -43,7 +43,10 @@ router = APIRouter(tags=["reads"], responses=READ_ERRORS)
 HOUSEHOLDS_PROJECTION = "households"
 
 MinPosition = Query(
-    None, ge=0, description="Wait until the views reflect this log position"
+    None,
+    ge=0,
+    le=2**63 - 1,
+    description="Wait until the views reflect this log position",
 )
 AsOf = Query(
     None,
