@@ -210,7 +210,7 @@ def main() -> None:
             "events_per_second": round(args.events / seconds),
         }
     for name in ("verify", "export"):
-        child = subprocess.run(  # noqa: S603 - this very script, by its own path
+        child = subprocess.run(
             [
                 sys.executable,
                 __file__,

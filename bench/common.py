@@ -23,7 +23,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 CRM = [sys.executable, "-m", "api.cli"]
-SECRET = "bench-secret-key-not-for-production-0123456789"  # noqa: S105 - throwaway bench databases
+SECRET = "bench-secret-key-not-for-production-0123456789"
 
 
 @dataclass
@@ -57,7 +57,7 @@ def run_measured(
         open(os.devnull, "rb") as stdin,
         _temp_output() as (out, err),
     ):
-        proc = subprocess.Popen(  # noqa: S603 - our own commands
+        proc = subprocess.Popen(
             list(cmd), env=env, cwd=ROOT, stdin=stdin, stdout=out, stderr=err
         )
         _, status, usage = os.wait4(proc.pid, 0)
@@ -193,7 +193,7 @@ class Server:
 
     def __enter__(self) -> Server:
         self.log = open(ROOT / "bench-results" / f"serve-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [*CRM, "serve", "--port", str(self.port)],
             env=self.env,
             cwd=ROOT,
