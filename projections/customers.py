@@ -61,8 +61,11 @@ class CustomersProjection:
         self._moved_accounts = {}
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
-            if handler is not None:
-                handler(cur, record, record.data)
+            if handler is None:
+                continue
+            if record.type != "BalanceReported":
+                self._refresh_totals(cur)  # keep positions in log order
+            handler(cur, record, record.data)
         self._refresh_totals(cur)
 
     # customers -------------------------------------------------------------
@@ -193,17 +196,18 @@ class CustomersProjection:
         self._moved_accounts[data["account_id"]] = record.position
 
     def _refresh_totals(self, cur: Cursor) -> None:
-        """Each holder's total once per batch, not once per balance report."""
+        """Each holder's total once per run of balance reports, not once per report."""
         if not self._moved_accounts:
             return
-        ids = list(self._moved_accounts)
+        moved, self._moved_accounts = self._moved_accounts, {}
+        ids = list(moved)
         placeholders = "(" + ",".join(["%s"] * len(ids)) + ")"
         holders = cur.execute(
             sql.SELECT_HOLDERS_OF.format(ids=placeholders), ids
         ).fetchall()
         latest: dict[str, int] = {}
         for row in holders:
-            position = self._moved_accounts[row["account_id"]]
+            position = moved[row["account_id"]]
             latest[row["customer_id"]] = max(
                 position, latest.get(row["customer_id"], 0)
             )

@@ -64,9 +64,11 @@ TOTAL_BALANCE = """(
     FROM account_holders h JOIN accounts a ON a.account_id = h.account_id
     WHERE h.customer_id = customers.customer_id AND a.status = 'open'
 )"""
+# A reported balance always moves the holder's position (whether or not the total
+# changed), so the result does not depend on how reports are grouped into batches.
 REFRESH_TOTAL_BALANCE = f"""
 UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, position = %s
-WHERE customer_id = %s AND total_balance_cents <> {TOTAL_BALANCE}
+WHERE customer_id = %s
 """
 
 SELECT_HOLDERS_OF = (

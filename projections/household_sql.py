@@ -118,6 +118,15 @@ INSERT INTO households (household_id, created_position, address, address_key,
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
+TOUCH_HOUSEHOLD = "UPDATE households SET position = %s WHERE household_id = %s"
+
+HOLDERS_OF_ACCOUNTS = "SELECT account_id, customer_id FROM household_account_holders WHERE account_id IN {ids}"
+
+HOUSEHOLDS_OF_PEOPLE = (
+    "SELECT customer_id, household_id FROM household_people "
+    "WHERE customer_id IN {ids} AND household_id IS NOT NULL"
+)
+
 UPDATE_HOUSEHOLD = """
 UPDATE households SET address = %s, address_key = %s, head_customer_id = %s,
     primary_recipient_id = %s, member_count = %s, branch_code = %s, region_code = %s,

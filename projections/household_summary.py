@@ -48,8 +48,11 @@ def summarise(members: list[Person]) -> dict[str, Any]:
     }
 
 
-def refresh_household(cur: Cursor, household_id: str, position: int) -> None:
-    """Rewrites the row from its members; `position` moves only if something changed."""
+def refresh_household(
+    cur: Cursor, household_id: str, position: int, *, touched: bool = False
+) -> None:
+    """Rewrites the row from its members; `position` moves only if something changed,
+    or always when `touched` (a member's balance was reported: see households.py)."""
     row = cur.execute(sql.SELECT_HOUSEHOLD, (household_id,)).fetchone()
     if row is None:
         return
@@ -60,6 +63,8 @@ def refresh_household(cur: Cursor, household_id: str, position: int) -> None:
     members = sorted(load_people(cur, ids).values(), key=lambda m: m.order)
     summary = summarise(members)
     if all(row[key] == value for key, value in summary.items()):
+        if touched:
+            cur.execute(sql.TOUCH_HOUSEHOLD, (position, household_id))
         return
     cur.execute(
         sql.UPDATE_HOUSEHOLD,

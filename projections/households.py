@@ -65,11 +65,50 @@ class HouseholdsProjection:
         "household_account_holders",
     )
 
+    def __init__(self) -> None:
+        # account -> position of its latest balance report not yet rolled into
+        # its holders' balances and households (see _flush_balances)
+        self._reported: dict[str, int] = {}
+
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._reported = {}
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
-            if handler is not None:
-                handler(cur, record, record.data)
+            if handler is None:
+                continue
+            if record.type != "BalanceReported":
+                self._flush_balances(cur)
+            handler(cur, record, record.data)
+        self._flush_balances(cur)
+
+    def _flush_balances(self, cur: Cursor) -> None:
+        """Rolls a run of balance reports into balances and households once.
+
+        Monthly files are long runs of reports; refreshing per report would cost
+        several statements each. A reported balance always moves its households'
+        position (even when nothing shown changed), so the result is the same
+        however the log is cut into batches.
+        """
+        if not self._reported:
+            return
+        reported, self._reported = self._reported, {}
+        holders = _rows_in(cur, sql.HOLDERS_OF_ACCOUNTS, list(reported))
+        latest: dict[str, int] = {}
+        for row in holders:
+            position = reported[row["account_id"]]
+            latest[row["customer_id"]] = max(
+                position, latest.get(row["customer_id"], 0)
+            )
+        for customer_id in sorted(latest):
+            cur.execute(sql.REFRESH_BALANCE, (customer_id,))
+        households: dict[str, int] = {}
+        for row in _rows_in(cur, sql.HOUSEHOLDS_OF_PEOPLE, sorted(latest)):
+            position = latest[row["customer_id"]]
+            households[row["household_id"]] = max(
+                position, households.get(row["household_id"], 0)
+            )
+        for household_id in sorted(households):
+            refresh_household(cur, household_id, households[household_id], touched=True)
 
     # helpers -----------------------------------------------------------------
 
@@ -221,8 +260,7 @@ class HouseholdsProjection:
                 data["as_of"],
             ),
         )
-        if cur.rowcount:
-            self._refresh_holders(cur, record, data["account_id"])
+        self._reported[data["account_id"]] = record.position
 
     def _on_AccountClosed(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
@@ -237,3 +275,12 @@ class HouseholdsProjection:
         for holder in sorted(row["customer_id"] for row in rows):
             cur.execute(sql.REFRESH_BALANCE, (holder,))
             self._refresh_of(cur, record, holder)
+
+
+def _rows_in(cur: Cursor, query: str, ids: list[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
+        rows += cur.execute(query.format(ids=placeholders), chunk).fetchall()
+    return rows
