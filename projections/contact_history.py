@@ -46,9 +46,11 @@ class ContactHistoryProjection:
 
     def __init__(self) -> None:
         self._names: dict[str, str] = {}  # names read or written in this batch
+        self._accounts: dict[str, Attribution | None] = {}  # statements come monthly
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._names = {}
+        self._accounts = {}
         for record in records:
             self._apply_one(cur, record)
 
@@ -152,6 +154,7 @@ class ContactHistoryProjection:
         ]
         holders = [data["customer_id"], *joint]
         cur.executemany(sql.ADD_HOLDER, [(account_id, h) for h in holders])
+        self._accounts.pop(account_id, None)
         return Attribution(
             holders,
             {
@@ -164,14 +167,19 @@ class ContactHistoryProjection:
     def _on_account_event(
         self, cur: Cursor, data: dict[str, Any]
     ) -> Attribution | None:
-        account = self._one(cur, sql.ACCOUNT, data["account_id"])
-        holders = cur.execute(sql.HOLDERS, (data["account_id"],)).fetchall()
-        if account is None or not holders:
-            return None
-        return Attribution(
-            [str(h["customer_id"]) for h in holders],
-            {"product": account["product"], "currency": account["currency"]},
-        )
+        account_id = data["account_id"]
+        if account_id not in self._accounts:
+            account = self._one(cur, sql.ACCOUNT, account_id)
+            holders = cur.execute(sql.HOLDERS, (account_id,)).fetchall()
+            self._accounts[account_id] = (
+                None
+                if account is None or not holders
+                else Attribution(
+                    [str(h["customer_id"]) for h in holders],
+                    {"product": account["product"], "currency": account["currency"]},
+                )
+            )
+        return self._accounts[account_id]
 
     _on_StatementIssued = _on_account_event
     _on_AccountClosed = _on_account_event
