@@ -7,6 +7,7 @@ customer cannot probe for other customers' ids.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -18,6 +19,7 @@ from api.http.schemas import READ_ERRORS
 from api.http.security import platform_of, require
 from api.http.views import not_found, view_module, wait_for_position
 from api.keys import ApiKey
+from api.store.database import Cursor
 
 router = APIRouter(tags=["services"], responses=READ_ERRORS)
 
@@ -105,6 +107,26 @@ def list_orders(
     return {"orders": rows, "next_cursor": next_cursor}
 
 
+def _owned_record(
+    request: Request,
+    key: ApiKey,
+    min_position: int | None,
+    kind: str,
+    record_id: str,
+    owners: Callable[[Cursor, str], Any],
+    fetch: Callable[[Cursor, str], Any],
+) -> dict[str, Any]:
+    """One record of a view; a customer key only ever gets its own."""
+    platform = platform_of(request)
+    wait_for_position(platform, min_position)
+    with platform.db.transaction() as cur:
+        _own(key, owners(cur, record_id))
+        found: dict[str, Any] | None = fetch(cur, record_id)
+    if found is None:
+        raise not_found(kind, record_id)
+    return found
+
+
 @router.get("/v1/orders/{order_id}")
 def get_order(
     request: Request,
@@ -113,15 +135,16 @@ def get_order(
     key: ApiKey = Depends(require("orders.get")),
 ) -> dict[str, Any]:
     """One order: amount, product, channel, customer, household and timeline."""
-    platform = platform_of(request)
-    wait_for_position(platform, min_position)
     orders = view_module("orders")
-    with platform.db.transaction() as cur:
-        _own(key, orders.owner_of(cur, str(order_id)))
-        found: dict[str, Any] | None = orders.get_order(cur, str(order_id))
-    if found is None:
-        raise not_found("order", str(order_id))
-    return found
+    return _owned_record(
+        request,
+        key,
+        min_position,
+        "order",
+        str(order_id),
+        orders.owner_of,
+        orders.get_order,
+    )
 
 
 # complaints ----------------------------------------------------------------------
@@ -164,17 +187,20 @@ def get_complaint(
     key: ApiKey = Depends(require("complaints.get")),
 ) -> dict[str, Any]:
     """One complaint: lifecycle, current officer, escalation level, SLA."""
-    platform = platform_of(request)
-    wait_for_position(platform, min_position)
     complaints = view_module("complaints")
-    with platform.db.transaction() as cur:
-        _own(key, complaints.owner_of(cur, str(complaint_id)))
-        found: dict[str, Any] | None = complaints.get_complaint(
-            cur, str(complaint_id), now=datetime.now(UTC)
-        )
-    if found is None:
-        raise not_found("complaint", str(complaint_id))
-    return found
+
+    def fetch(cur: Cursor, complaint: str) -> Any:
+        return complaints.get_complaint(cur, complaint, now=datetime.now(UTC))
+
+    return _owned_record(
+        request,
+        key,
+        min_position,
+        "complaint",
+        str(complaint_id),
+        complaints.owner_of,
+        fetch,
+    )
 
 
 # accounts ------------------------------------------------------------------------
@@ -188,15 +214,16 @@ def get_account(
     key: ApiKey = Depends(require("accounts.get")),
 ) -> dict[str, Any]:
     """The account with its balance history and statements."""
-    platform = platform_of(request)
-    wait_for_position(platform, min_position)
     accounts = view_module("accounts")
-    with platform.db.transaction() as cur:
-        _own(key, accounts.holders_of(cur, str(account_id)))
-        found: dict[str, Any] | None = accounts.get_account(cur, str(account_id))
-    if found is None:
-        raise not_found("account", str(account_id))
-    return found
+    return _owned_record(
+        request,
+        key,
+        min_position,
+        "account",
+        str(account_id),
+        accounts.holders_of,
+        accounts.get_account,
+    )
 
 
 @router.get("/v1/accounts/{account_id}/statements/{period}")
