@@ -185,7 +185,7 @@ def demo(
                 batch = []
         if batch:
             _add(totals, platform.ingestor.ingest(batch, atomic=False), None)
-        platform.runner.catch_up()
+        platform.runner.bring_up_to_date()
     typer.echo(
         f"demo: stored {totals['stored']}, duplicates {totals['duplicate']}, rejected {totals['rejected']}"
     )

@@ -117,6 +117,16 @@ class ProjectionRunner:
         self.catch_up()
         return self.min_position() >= position
 
+    def bring_up_to_date(self, timeout: float = 60.0) -> bool:
+        """Catches the views up to the log head here, or, when another process is
+        already feeding them (a running `crm serve`), waits for it."""
+        head = self.app.recorder.max_notification_id() or 0
+        try:
+            self.catch_up()
+        except PositionMoved:
+            return self.wait_for(head, timeout)
+        return True
+
     # processing -----------------------------------------------------------
 
     def catch_up(self) -> int:

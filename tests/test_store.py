@@ -237,3 +237,26 @@ def test_positions_follow_the_order_events_were_posted_in(platform: Platform) ->
         for n in platform.app.recorder.select_notifications(1, 10)
     ]
     assert stored_ids == [e["event_id"] for e in batch]
+
+
+def test_a_second_runner_waits_for_the_one_already_feeding_the_views(
+    platform: Platform,
+) -> None:
+    from projections.registry import all_projections
+    from projections.runner import PositionMoved, ProjectionRunner
+
+    platform.ingestor.ingest(
+        [registered(name="冯磊"), registered(name="韩梅")], atomic=True
+    )
+    platform.runner.start()  # as under crm serve: someone already feeds the views
+    try:
+        latecomer = ProjectionRunner(platform.app, platform.db, all_projections())
+
+        def collide() -> int:
+            raise PositionMoved("customers")
+
+        latecomer.catch_up = collide  # type: ignore[method-assign]
+        assert latecomer.bring_up_to_date(timeout=10)
+        assert latecomer.min_position() == platform.app.recorder.max_notification_id()
+    finally:
+        platform.runner.stop()
