@@ -10,18 +10,9 @@ from fastapi.testclient import TestClient
 from api.bootstrap import Platform
 from api.http import create_app
 from api.keys import create_key
+from projections import contact_history, customers, households
 from projections.runner import ProjectionRunner
 from tests.factories import account_opened, envelope, new_id, registered
-
-customers = pytest.importorskip(
-    "projections.customers", reason="the customers view is not built yet"
-)
-households = pytest.importorskip(
-    "projections.households", reason="the households view is not built yet"
-)
-contact_history = pytest.importorskip(
-    "projections.contact_history", reason="the contact-history view is not built yet"
-)
 
 NATIONAL_ID = "110105198203154321"
 

@@ -128,5 +128,4 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     **COMMON_ERRORS,
     404: _error("No such customer or household"),
-    501: _error("This view is not deployed yet"),
 }

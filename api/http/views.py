@@ -1,28 +1,13 @@
-"""Access to the view modules, which may not be deployed yet, and their public shape."""
+"""What every read shares: waiting for a position, 404s, and what may leave."""
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from typing import Any
 
 from api.bootstrap import Platform
 from api.http.errors import ApiError
 
 RETRY_AFTER = "1"
-
-
-def view_module(name: str) -> ModuleType:
-    """`projections.<name>`, or 501 while that view is not part of this build."""
-    module_name = f"projections.{name}"
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        raise ApiError(
-            501, "view_not_available", f"the {name} view is not deployed"
-        ) from None
 
 
 def wait_for_position(platform: Platform, min_position: int | None) -> None:

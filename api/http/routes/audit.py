@@ -24,7 +24,8 @@ from api.audit.verify import verify_log
 from api.http.errors import ApiError
 from api.http.schemas import READ_ERRORS
 from api.http.security import platform_of, require
-from api.http.views import not_found, view_module
+from api.http.views import not_found
+from projections import households
 
 router = APIRouter(tags=["audit"], responses=READ_ERRORS)
 
@@ -119,7 +120,6 @@ def household_history(
 ) -> dict[str, Any]:
     """Every membership change of the household: who joined or left, when, and which event did it."""
     platform = platform_of(request)
-    households = view_module("households")
     with platform.db.transaction() as cur:
         rows = households.membership_history(cur, str(household_id))
         if not rows and households.get_household(cur, str(household_id)) is None:

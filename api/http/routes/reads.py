@@ -28,12 +28,12 @@ from api.http.views import (
     not_found,
     page_of,
     public,
-    view_module,
     wait_for_position,
 )
 from api.keys import ApiKey
 from api.store.database import Cursor, Database
 from domain.national_id import protect
+from projections import contact_history, customers, households
 from projections.household_overview import TierCache, household_overview
 from projections.household_queries import list_households as list_household_rows
 from projections.runner import read_position
@@ -148,7 +148,6 @@ def search_customers(
         )
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    customers = view_module("customers")
     id_hash = (
         protect(national_id, platform.settings.national_id_key)[0]
         if national_id
@@ -172,7 +171,6 @@ def get_customer(
 ) -> dict[str, Any]:
     """A customer's profile: national ID as its last 4 only, consents, household."""
     db, position = views_for(request, key, min_position, as_of)
-    customers = view_module("customers")
     with db.transaction() as cur:
         row = customers.get_customer(cur, str(customer_id))
         if row is None:
@@ -274,8 +272,7 @@ def customer_contact_history(
 ) -> dict[str, Any]:
     """Every touchpoint with the customer, newest first."""
     db, position = views_for(request, key, min_position, as_of)
-    customers = view_module("customers")
-    history = view_module("contact_history")
+    history = contact_history
     with db.transaction() as cur:
         if customers.get_customer(cur, str(customer_id)) is None:
             raise not_found("customer", str(customer_id))
@@ -298,8 +295,7 @@ def household_contact_history(
 ) -> dict[str, Any]:
     """Every touchpoint with any member of the household, newest first."""
     db, position = views_for(request, key, min_position, as_of)
-    households = view_module("households")
-    history = view_module("contact_history")
+    history = contact_history
     with db.transaction() as cur:
         if households.get_household(cur, str(household_id)) is None:
             raise not_found("household", str(household_id))
@@ -311,12 +307,10 @@ def household_contact_history(
 
 
 def _household_id_of(cur: Cursor, customer_id: str) -> str | None:
-    households = view_module("households")
     return id_of(households.household_of(cur, customer_id), "household_id")
 
 
 def _household(cur: Cursor, household_id: str, tiers: dict[str, str]) -> dict[str, Any]:
-    households = view_module("households")
     row = households.get_household(cur, household_id)
     if row is None:
         raise not_found("household", household_id)
@@ -337,7 +331,7 @@ def _member(cur: Cursor, member: dict[str, Any], head: Any) -> dict[str, Any]:
     """A member as published: id, name, role, deceased, since (filled from the customer view)."""
     customer_id = member.get("customer_id")
     if member.get("name") is None and customer_id is not None:
-        profile = view_module("customers").get_customer(cur, str(customer_id))
+        profile = customers.get_customer(cur, str(customer_id))
         member["name"] = None if profile is None else profile.get("name")
     member.setdefault("role", "head" if head and customer_id == head else "member")
     return public(member)

@@ -17,9 +17,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from api.http.errors import ApiError
 from api.http.schemas import READ_ERRORS
 from api.http.security import platform_of, require
-from api.http.views import not_found, view_module, wait_for_position
+from api.http.views import not_found, wait_for_position
 from api.keys import ApiKey
 from api.store.database import Cursor
+from projections import accounts, complaints, household_value, orders
 
 router = APIRouter(tags=["services"], responses=READ_ERRORS)
 
@@ -70,7 +71,6 @@ def order_review_queue(
     """Placed orders awaiting review, oldest first, with their age in hours now."""
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    orders = view_module("orders")
     with platform.db.transaction() as cur:
         queue = orders.review_queue(cur, now=datetime.now(UTC), limit=limit)
     return {"orders": queue}
@@ -91,7 +91,6 @@ def list_orders(
     only = _customer_filter(key, customer_id)
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    orders = view_module("orders")
     with platform.db.transaction() as cur:
         try:
             rows, next_cursor = orders.list_orders(
@@ -135,7 +134,6 @@ def get_order(
     key: ApiKey = Depends(require("orders.get")),
 ) -> dict[str, Any]:
     """One order: amount, product, channel, customer, household and timeline."""
-    orders = view_module("orders")
     return _owned_record(
         request,
         key,
@@ -165,7 +163,6 @@ def list_complaints(
     only = _customer_filter(key, customer_id)
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    complaints = view_module("complaints")
     with platform.db.transaction() as cur:
         rows = complaints.list_complaints(
             cur,
@@ -187,7 +184,6 @@ def get_complaint(
     key: ApiKey = Depends(require("complaints.get")),
 ) -> dict[str, Any]:
     """One complaint: lifecycle, current officer, escalation level, SLA."""
-    complaints = view_module("complaints")
 
     def fetch(cur: Cursor, complaint: str) -> Any:
         return complaints.get_complaint(cur, complaint, now=datetime.now(UTC))
@@ -214,7 +210,6 @@ def get_account(
     key: ApiKey = Depends(require("accounts.get")),
 ) -> dict[str, Any]:
     """The account with its balance history and statements."""
-    accounts = view_module("accounts")
     return _owned_record(
         request,
         key,
@@ -237,7 +232,6 @@ def get_statement(
     """Opening and closing balance, fees of the period, and the reconciliation."""
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    accounts = view_module("accounts")
     with platform.db.transaction() as cur:
         _own(key, accounts.holders_of(cur, str(account_id)))
         found: dict[str, Any] | None = accounts.statement(cur, str(account_id), period)
@@ -261,7 +255,7 @@ def top_households(
     """The most valuable households with balances, fee income, products and tier."""
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    value = view_module("household_value")
+    value = household_value
     with platform.db.transaction() as cur:
         rows = value.top_households(
             cur, branch_code=branch_code, region_code=region_code, limit=limit
