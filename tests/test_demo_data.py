@@ -477,7 +477,8 @@ def test_some_household_members_write_their_address_differently(
 
 
 def test_the_platform_sees_one_address_behind_the_variants(events: list[Event]) -> None:
-    address_key = pytest.importorskip("projections.address_key").address_key
+    from projections.address_key import address_key
+
     lines: dict[str, set[str]] = defaultdict(set)
     for e in of_type(events, "CustomerRegistered"):
         lines[address_key(e["data"]["address"])].add(e["data"]["address"]["line"])

@@ -5,17 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
+import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import response_schema_conformance
 
 from api.bootstrap import build_platform
 from api.http import create_app
 from api.keys import create_key
 from api.settings import Settings
 from tests.conftest import SECRET
-
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed")
-from schemathesis.checks import response_schema_conformance  # noqa: E402
 
 # 503 (not caught up, database away) is a designed answer.
 DESIGNED_5XX = {503}
