@@ -164,17 +164,6 @@ def survivor_of(cur: Cursor, customer_id: str) -> str | None:
     return None
 
 
-def _aliases(cur: Cursor, customer_id: str) -> list[str]:
-    """The customer and every record merged (directly or not) into it."""
-    found, todo = [customer_id], [customer_id]
-    while todo:
-        rows = cur.execute(sql.MERGED_INTO, (todo.pop(),)).fetchall()
-        for row in rows:
-            found.append(row["customer_id"])
-            todo.append(row["customer_id"])
-    return found
-
-
 @dataclass
 class Neighbourhood:
     people: dict[str, Person]
@@ -186,27 +175,34 @@ def load_neighbourhood(cur: Cursor, seeds: Iterable[str]) -> Neighbourhood:
 
     The result is closed under links, so its partition equals the global one.
     It also pulls in whole current households, so a household that splits is
-    loaded entirely.
+    loaded entirely. It walks the links a level at a time, with one query per
+    kind of link per level.
     """
     alias_of: dict[str, str] = {}
     relations: dict[tuple[str, str], tuple[bool, int]] = {}
     people: dict[str, Person] = {}
     todo = sorted({s for s in (survivor_of(cur, seed) for seed in seeds) if s})
-    households_seen: set[str] = set()
+    seen: dict[str, set[str]] = {
+        "address": set(),
+        "national_id": set(),
+        "household": set(),
+    }
     while todo:
-        batch = load_people(cur, [t for t in todo if t not in people])
-        todo = []
-        for person in sorted(batch.values(), key=lambda p: p.order):
+        level = sorted(
+            load_people(cur, [t for t in todo if t not in people]).values(),
+            key=lambda p: p.order,
+        )
+        for person in level:
             people[person.customer_id] = person
-            aliases = _aliases(cur, person.customer_id)
-            for alias in aliases:
-                alias_of[alias] = person.customer_id
-            todo += _linked(cur, person, aliases, relations, alias_of)
-            if person.household_id and person.household_id not in households_seen:
-                households_seen.add(person.household_id)
-                rows = cur.execute(sql.LIVE_IN_HOUSEHOLD, (person.household_id,))
-                todo += [row["customer_id"] for row in rows.fetchall()]
-        todo = sorted({t for t in todo if t not in people})
+        aliases = _aliases_of(cur, [p.customer_id for p in level])
+        for customer_id, names in aliases.items():
+            for alias in names:
+                alias_of[alias] = customer_id
+        linked = _linked_level(cur, level, seen)
+        linked += _relation_links(
+            cur, [a for n in aliases.values() for a in n], relations, alias_of
+        )
+        todo = sorted({t for t in linked if t not in people})
     decisions: dict[Pair, tuple[int, bool]] = {}
     for (first, second), (together, position) in relations.items():
         a, b = alias_of.get(first), alias_of.get(second)
@@ -221,31 +217,77 @@ def load_neighbourhood(cur: Cursor, seeds: Iterable[str]) -> Neighbourhood:
     )
 
 
-def _linked(
+def _ids_in(cur: Cursor, query: str, values: Iterable[str]) -> list[dict[str, object]]:
+    wanted = sorted(set(values))
+    rows: list[dict[str, object]] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
+        rows += cur.execute(query.format(ids=placeholders), chunk).fetchall()
+    return rows
+
+
+def _aliases_of(cur: Cursor, customer_ids: list[str]) -> dict[str, list[str]]:
+    """Each customer and every record merged (directly or not) into it."""
+    found = {c: [c] for c in customer_ids}
+    root = {c: c for c in customer_ids}
+    todo = list(customer_ids)
+    while todo:
+        rows = _ids_in(cur, sql.MERGED_INTO_ANY, todo)
+        todo = []
+        for row in rows:
+            duplicate, into = str(row["customer_id"]), str(row["merged_into"])
+            if duplicate in root:
+                continue
+            root[duplicate] = root[into]
+            found[root[into]].append(duplicate)
+            todo.append(duplicate)
+    return found
+
+
+def _linked_level(
+    cur: Cursor, level: list[Person], seen: dict[str, set[str]]
+) -> list[str]:
+    """Customers at the same addresses, with the same national IDs, in the same households."""
+    wanted = {
+        "address": ({p.address_key for p in level}, sql.LIVE_AT_ADDRESSES),
+        "national_id": (
+            {p.national_id_hash for p in level if p.national_id_hash},
+            sql.LIVE_WITH_NATIONAL_IDS,
+        ),
+        "household": (
+            {p.household_id for p in level if p.household_id},
+            sql.LIVE_IN_HOUSEHOLDS,
+        ),
+    }
+    linked: list[str] = []
+    for kind, (values, query) in wanted.items():
+        fresh = {str(v) for v in values} - seen[kind]
+        seen[kind] |= fresh
+        linked += [str(row["customer_id"]) for row in _ids_in(cur, query, fresh)]
+    return linked
+
+
+def _relation_links(
     cur: Cursor,
-    person: Person,
     aliases: list[str],
     relations: dict[tuple[str, str], tuple[bool, int]],
     alias_of: dict[str, str],
 ) -> list[str]:
-    linked = [
-        row["customer_id"]
-        for row in cur.execute(sql.LIVE_AT_ADDRESS, (person.address_key,)).fetchall()
-    ]
-    if person.national_id_hash:
-        rows = cur.execute(sql.LIVE_WITH_NATIONAL_ID, (person.national_id_hash,))
-        linked += [row["customer_id"] for row in rows.fetchall()]
-    placeholders = "(" + ",".join(["%s"] * len(aliases)) + ")"
-    relation_rows = cur.execute(
-        sql.RELATIONS_OF.format(ids=placeholders), (*aliases, *aliases)
-    ).fetchall()
-    for row in relation_rows:
-        key = (row["customer_id"], row["related_customer_id"])
-        relations[key] = (bool(row["same_household"]), int(row["position"]))
-        if row["same_household"]:
-            for end in key:
-                if end not in alias_of:
-                    survivor = survivor_of(cur, end)
-                    if survivor:
-                        linked.append(survivor)
+    linked: list[str] = []
+    for start in range(0, len(aliases), 250):
+        chunk = aliases[start : start + 250]
+        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
+        rows = cur.execute(
+            sql.RELATIONS_OF.format(ids=placeholders), (*chunk, *chunk)
+        ).fetchall()
+        for row in rows:
+            key = (row["customer_id"], row["related_customer_id"])
+            relations[key] = (bool(row["same_household"]), int(row["position"]))
+            if row["same_household"]:
+                for end in key:
+                    if end not in alias_of:
+                        survivor = survivor_of(cur, end)
+                        if survivor:
+                            linked.append(survivor)
     return linked

@@ -33,6 +33,22 @@ WHERE national_id_hash = %s AND merged_into IS NULL
 
 MERGED_INTO = "SELECT customer_id FROM household_people WHERE merged_into = %s"
 
+MERGED_INTO_ANY = (
+    "SELECT customer_id, merged_into FROM household_people WHERE merged_into IN {ids}"
+)
+LIVE_AT_ADDRESSES = (
+    "SELECT customer_id FROM household_people "
+    "WHERE address_key IN {ids} AND merged_into IS NULL"
+)
+LIVE_WITH_NATIONAL_IDS = (
+    "SELECT customer_id FROM household_people "
+    "WHERE national_id_hash IN {ids} AND merged_into IS NULL"
+)
+LIVE_IN_HOUSEHOLDS = (
+    "SELECT customer_id FROM household_people "
+    "WHERE household_id IN {ids} AND merged_into IS NULL"
+)
+
 LIVE_IN_HOUSEHOLD = """
 SELECT customer_id FROM household_people
 WHERE household_id = %s AND merged_into IS NULL
