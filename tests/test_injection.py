@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 
 from api.bootstrap import Platform
 from api.http import create_app
-from api.http.views import id_of, view_module
+from api.http.views import id_of
 from api.keys import create_key
 from api.logging import configure_logging
+from projections import households
 from tests.factories import account_opened, envelope, new_id, registered
 
 INJECTIONS = [
@@ -106,9 +107,7 @@ def ids(platform: Platform) -> dict[str, str]:
     assert report.count("stored") == len(events)
     platform.runner.catch_up()
     with platform.db.transaction() as cur:
-        household_id = id_of(
-            view_module("households").household_of(cur, customer_id), "household_id"
-        )
+        household_id = id_of(households.household_of(cur, customer_id), "household_id")
     return {
         "customer_id": customer_id,
         "subject_id": customer_id,
