@@ -41,7 +41,7 @@ def postgres_template() -> Iterator[str]:
     except psycopg.OperationalError as error:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is required under CI=true: {error}")
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {error}")
+        pytest.skip(reason=f"PostgreSQL not reachable at {ADMIN_URL}: {error}")
     with conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")

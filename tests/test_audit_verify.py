@@ -339,7 +339,7 @@ def test_the_triggers_refuse_updates_and_deletes(
 
 def test_truncate_is_refused_on_postgresql(platform: Platform) -> None:
     if not platform.settings.is_postgres:
-        pytest.skip("SQLite has no TRUNCATE")
+        pytest.skip(reason="SQLite has no TRUNCATE")
     fill(platform, customers=1)
     for table in ("crm_events", "crm_event_log"):
         with (
