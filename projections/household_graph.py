@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from api.store.database import Cursor
 from projections import household_sql as sql
@@ -217,7 +218,8 @@ def load_neighbourhood(cur: Cursor, seeds: Iterable[str]) -> Neighbourhood:
     )
 
 
-def _ids_in(cur: Cursor, query: str, values: Iterable[str]) -> list[dict[str, object]]:
+def rows_in(cur: Cursor, query: str, values: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows of `query` (with an `{ids}` placeholder) for every value, 500 at a time."""
     wanted = sorted(set(values))
     rows: list[dict[str, object]] = []
     for start in range(0, len(wanted), 500):
@@ -233,7 +235,7 @@ def _aliases_of(cur: Cursor, customer_ids: list[str]) -> dict[str, list[str]]:
     root = {c: c for c in customer_ids}
     todo = list(customer_ids)
     while todo:
-        rows = _ids_in(cur, sql.MERGED_INTO_ANY, todo)
+        rows = rows_in(cur, sql.MERGED_INTO_ANY, todo)
         todo = []
         for row in rows:
             duplicate, into = str(row["customer_id"]), str(row["merged_into"])
@@ -264,7 +266,7 @@ def _linked_level(
     for kind, (values, query) in wanted.items():
         fresh = {str(v) for v in values} - seen[kind]
         seen[kind] |= fresh
-        linked += [str(row["customer_id"]) for row in _ids_in(cur, query, fresh)]
+        linked += [str(row["customer_id"]) for row in rows_in(cur, query, fresh)]
     return linked
 
 

@@ -15,7 +15,7 @@ from api.store.database import Cursor
 from projections import household_sql as sql
 from projections.customers import cents
 from projections.household_assign import Change, reassign
-from projections.household_graph import load_neighbourhood, survivor_of
+from projections.household_graph import load_neighbourhood, rows_in, survivor_of
 from projections.household_queries import (
     get_household,
     household_of,
@@ -92,7 +92,7 @@ class HouseholdsProjection:
         if not self._reported:
             return
         reported, self._reported = self._reported, {}
-        holders = _rows_in(cur, sql.HOLDERS_OF_ACCOUNTS, list(reported))
+        holders = rows_in(cur, sql.HOLDERS_OF_ACCOUNTS, list(reported))
         latest: dict[str, int] = {}
         for row in holders:
             position = reported[row["account_id"]]
@@ -102,7 +102,7 @@ class HouseholdsProjection:
         for customer_id in sorted(latest):
             cur.execute(sql.REFRESH_BALANCE, (customer_id,))
         households: dict[str, int] = {}
-        for row in _rows_in(cur, sql.HOUSEHOLDS_OF_PEOPLE, sorted(latest)):
+        for row in rows_in(cur, sql.HOUSEHOLDS_OF_PEOPLE, sorted(latest)):
             position = latest[row["customer_id"]]
             households[row["household_id"]] = max(
                 position, households.get(row["household_id"], 0)
@@ -275,12 +275,3 @@ class HouseholdsProjection:
         for holder in sorted(row["customer_id"] for row in rows):
             cur.execute(sql.REFRESH_BALANCE, (holder,))
             self._refresh_of(cur, record, holder)
-
-
-def _rows_in(cur: Cursor, query: str, ids: list[str]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
-        rows += cur.execute(query.format(ids=placeholders), chunk).fetchall()
-    return rows
