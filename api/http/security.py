@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.bootstrap import Platform
 from api.http.errors import ApiError
-from api.keys import ApiKey, authenticate
+from api.keys import ApiKey, authenticate_cached
 
 READERS = frozenset({"read", "audit", "admin"})
 AUDITORS = frozenset({"audit", "admin"})
@@ -68,7 +68,7 @@ def require(route: str) -> Callable[..., ApiKey]:
     ) -> ApiKey:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise _unauthorized("an API key is required: Authorization: Bearer <key>")
-        key = authenticate(platform_of(request).db, credentials.credentials)
+        key = authenticate_cached(platform_of(request).db, credentials.credentials)
         if key is None:
             raise _unauthorized("unknown or revoked API key")
         if key.role not in allowed:
