@@ -81,7 +81,8 @@ def _contact(row: dict[str, Any]) -> dict[str, Any]:
 class TierCache:
     """Every household's tier, recomputed when the views have moved and the last
     computation is older than `max_age` seconds (ranking all households per read
-    would cost more than the read)."""
+    would cost more than the read). Whether the views moved is looked up at most
+    once per `max_age`, so tiers are never more than `max_age` seconds behind."""
 
     def __init__(
         self, max_age: float = 5.0, clock: Callable[[], float] = time.monotonic
@@ -92,19 +93,25 @@ class TierCache:
         self._tiers: dict[str, str] = {}
         self._positions: list[tuple[str, int]] | None = None
         self._computed_at = float("-inf")
+        self._checked_at = float("-inf")
 
     def tiers(self, db: Database) -> dict[str, str]:
+        if self._positions is not None and not self._old(self._checked_at):
+            return self._tiers
         with self._lock, db.transaction() as cur:
             positions = [
                 (r["name"], r["position"])
                 for r in cur.execute(VALUE_POSITIONS).fetchall()
             ]
             stale = positions != self._positions
-            old = self.clock() - self._computed_at >= self.max_age
-            if self._positions is None or (stale and old):
+            if self._positions is None or (stale and self._old(self._computed_at)):
                 self._tiers = {
                     row["household_id"]: row["value_tier"]
                     for row in household_values(cur)
                 }
                 self._positions, self._computed_at = positions, self.clock()
+            self._checked_at = self.clock()
             return self._tiers
+
+    def _old(self, moment: float) -> bool:
+        return self.clock() - moment >= self.max_age
