@@ -2,7 +2,9 @@
 
 Events that name only an order, complaint, account or mailing are attributed
 through small lookup tables kept by this projection; a touchpoint on a joint
-account is written once per holder. Summaries use names as they were when the
+account is written once per holder. Each page reads the lookup rows it needs in
+a few bulk queries, keeps them current in memory as its events write them, and
+sends its writes at the end, one statement per kind (see `projections.batch`). Summaries use names as they were when the
 event happened, so a rebuild writes the same rows. Channels: see
 `projections.contact_summaries`.
 """
@@ -14,6 +16,7 @@ from typing import Any
 
 from api.store.database import Cursor
 from projections import contact_history_sql as sql
+from projections.batch import PageTable, Writes
 from projections.contact_history_queries import (
     InvalidCursor,
     customer_history,
@@ -40,27 +43,78 @@ class Attribution:
     context: dict[str, Any] = field(default_factory=dict)
 
 
+# Fields of an event's data that name customers whose names a summary may need.
+_CUSTOMER_FIELDS = ("customer_id", "related_customer_id", "survivor_id", "duplicate_id")
+
+
 class ContactHistoryProjection:
     name: str = "contact_history"
     tables: tuple[str, ...] = sql.TABLES
 
     def __init__(self) -> None:
-        self._names: dict[str, str] = {}  # names read or written in this batch
-        self._accounts: dict[str, Attribution | None] = {}  # statements come monthly
+        self._writes = Writes()
+        self._names = PageTable(sql.NAMES_IN, "customer_id")
+        self._orders = PageTable(sql.ORDERS_IN, "order_id")
+        self._complaints = PageTable(sql.COMPLAINTS_IN, "complaint_id")
+        self._accounts = PageTable(sql.ACCOUNTS_IN, "account_id")
+        self._holders = PageTable(sql.HOLDERS_IN, "account_id", many=True)
+        self._campaigns = PageTable(sql.CAMPAIGNS_IN, "campaign_id")
+        self._mailings = PageTable(sql.MAILINGS_IN, "mailing_id")
+        self._tables = (
+            self._names,
+            self._orders,
+            self._complaints,
+            self._accounts,
+            self._holders,
+            self._campaigns,
+            self._mailings,
+        )
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
-        self._names = {}
-        self._accounts = {}
-        for record in records:
-            self._apply_one(cur, record)
+        for table in self._tables:
+            table.clear()
+        mine = [(r, h) for r in records if (h := self._handler(r.type)) is not None]
+        self._prefetch(cur, [r for r, _ in mine])
+        for record, handler in mine:
+            self._apply_one(cur, record, handler)
+        self._writes.flush(cur)
 
-    def _apply_one(self, cur: Cursor, record: EventRecord) -> None:
-        handler = getattr(self, f"_on_{record.type}", None)
-        if handler is None:
-            return  # not a touchpoint (BalanceReported, FeeCharged, ...)
+    def _handler(self, type_: str) -> Any:
+        return getattr(self, f"_on_{type_}", None)
+
+    def _prefetch(self, cur: Cursor, records: list[EventRecord]) -> None:
+        """Reads every lookup row the page's events name, a few queries in all."""
+        keys: dict[str, set[str]] = {
+            k: set() for k in ("account_id", "order_id", "complaint_id", "mailing_id")
+        }
+        customers: set[str] = set()
+        campaigns: set[str] = set()
+        for record in records:
+            data = record.data
+            for column, values in keys.items():
+                if column in data:
+                    values.add(data[column])
+            customers.update(data[f] for f in _CUSTOMER_FIELDS if f in data)
+            customers.update(data.get("joint_holder_ids", ()))
+            if "campaign_id" in data:
+                campaigns.add(data["campaign_id"])
+        self._accounts.load(cur, keys["account_id"])
+        self._holders.load(cur, keys["account_id"])
+        self._orders.load(cur, keys["order_id"])
+        self._complaints.load(cur, keys["complaint_id"])
+        self._mailings.load(cur, keys["mailing_id"])
+        for table in (self._orders, self._complaints, self._mailings):
+            customers.update(r["customer_id"] for r in table.rows.values() if r)
+        for rows in self._holders.rows.values():
+            customers.update(r["customer_id"] for r in rows)
+        campaigns.update(r["campaign_id"] for r in self._mailings.rows.values() if r)
+        self._names.load(cur, customers)
+        self._campaigns.load(cur, campaigns)
+
+    def _apply_one(self, cur: Cursor, record: EventRecord, handler: Any) -> None:
         if record.type == "CustomersMerged":
             merge = (record.data["duplicate_id"], record.data["survivor_id"])
-            cur.execute(sql.UPSERT_MERGE, (*merge, record.position))
+            self._writes.add(sql.UPSERT_MERGE, (*merge, record.position))
         attribution: Attribution | None = handler(cur, record.data)
         if attribution is None or record.type not in SUMMARIES:
             return
@@ -69,9 +123,9 @@ class ContactHistoryProjection:
         summary = summarise(record.type, record.data, context)
         channel = channel_of(record.type, record.data)
         occurred_at_utc = utc_text(record.occurred_at)
-        cur.executemany(
+        self._writes.extend(
             sql.INSERT_ROW,
-            [
+            (
                 (
                     customer_id,
                     record.position,
@@ -86,29 +140,23 @@ class ContactHistoryProjection:
                     summary,
                 )
                 for customer_id in ids
-            ],
+            ),
         )
 
     # lookups ---------------------------------------------------------------
 
-    @staticmethod
-    def _one(cur: Cursor, query: str, key: str) -> dict[str, Any] | None:
-        return cur.execute(query, (key,)).fetchone()
-
     def _name(self, cur: Cursor, customer_id: str) -> str:
-        if customer_id not in self._names:
-            row = self._one(cur, sql.CUSTOMER_NAME, customer_id)
-            self._names[customer_id] = str(row["name"]) if row else "Customer"
-        return self._names[customer_id]
+        row = self._names.get(cur, customer_id)
+        return "Customer" if row is None else str(row["name"])
 
-    def _set_name(self, cur: Cursor, customer_id: str, name: str) -> None:
-        cur.execute(sql.UPSERT_CUSTOMER, (customer_id, name))
-        self._names[customer_id] = name
+    def _set_name(self, customer_id: str, name: str) -> None:
+        self._writes.add(sql.UPSERT_CUSTOMER, (customer_id, name))
+        self._names.put(customer_id, {"customer_id": customer_id, "name": name})
 
     # customers -------------------------------------------------------------
 
     def _on_CustomerRegistered(self, cur: Cursor, data: dict[str, Any]) -> Attribution:
-        self._set_name(cur, data["customer_id"], data["name"])
+        self._set_name(data["customer_id"], data["name"])
         return Attribution([data["customer_id"]])
 
     def _on_CustomerDetailsCorrected(
@@ -116,7 +164,7 @@ class ContactHistoryProjection:
     ) -> Attribution:
         previous = self._name(cur, data["customer_id"])
         if "name" in data:
-            self._set_name(cur, data["customer_id"], data["name"])
+            self._set_name(data["customer_id"], data["name"])
         return Attribution([data["customer_id"]], {"previous_name": previous})
 
     def _on_customer_event(self, _: Cursor, data: dict[str, Any]) -> Attribution:
@@ -147,18 +195,26 @@ class ContactHistoryProjection:
 
     def _on_AccountOpened(self, cur: Cursor, data: dict[str, Any]) -> Attribution:
         account_id = data["account_id"]
-        currency = data.get("currency", "CNY")
-        cur.execute(sql.UPSERT_ACCOUNT, (account_id, data["product"], currency))
+        product, currency = data["product"], data.get("currency", "CNY")
+        self._writes.add(sql.UPSERT_ACCOUNT, (account_id, product, currency))
+        self._accounts.put(
+            account_id,
+            {"account_id": account_id, "product": product, "currency": currency},
+        )
         joint = [
             h for h in data.get("joint_holder_ids", []) if h != data["customer_id"]
         ]
         holders = [data["customer_id"], *joint]
-        cur.executemany(sql.ADD_HOLDER, [(account_id, h) for h in holders])
-        self._accounts.pop(account_id, None)
+        self._writes.extend(sql.ADD_HOLDER, [(account_id, h) for h in holders])
+        known = self._holders.get(cur, account_id)
+        held = {row["customer_id"] for row in known}
+        for holder in dict.fromkeys(holders):
+            if holder not in held:
+                known.append({"account_id": account_id, "customer_id": holder})
         return Attribution(
             holders,
             {
-                "product": data["product"],
+                "product": product,
                 "currency": currency,
                 "joint_names": [self._name(cur, h) for h in joint],
             },
@@ -167,19 +223,14 @@ class ContactHistoryProjection:
     def _on_account_event(
         self, cur: Cursor, data: dict[str, Any]
     ) -> Attribution | None:
-        account_id = data["account_id"]
-        if account_id not in self._accounts:
-            account = self._one(cur, sql.ACCOUNT, account_id)
-            holders = cur.execute(sql.HOLDERS, (account_id,)).fetchall()
-            self._accounts[account_id] = (
-                None
-                if account is None or not holders
-                else Attribution(
-                    [str(h["customer_id"]) for h in holders],
-                    {"product": account["product"], "currency": account["currency"]},
-                )
-            )
-        return self._accounts[account_id]
+        account = self._accounts.get(cur, data["account_id"])
+        holders = self._holders.get(cur, data["account_id"])
+        if account is None or not holders:
+            return None
+        return Attribution(
+            sorted(str(h["customer_id"]) for h in holders),
+            {"product": account["product"], "currency": account["currency"]},
+        )
 
     _on_StatementIssued = _on_account_event
     _on_AccountClosed = _on_account_event
@@ -187,13 +238,15 @@ class ContactHistoryProjection:
     # orders and complaints -------------------------------------------------
 
     def _on_OrderPlaced(self, cur: Cursor, data: dict[str, Any]) -> Attribution:
-        cur.execute(
-            sql.UPSERT_ORDER, (data["order_id"], data["customer_id"], data["product"])
+        row = (data["order_id"], data["customer_id"], data["product"])
+        self._writes.add(sql.UPSERT_ORDER, row)
+        self._orders.put(
+            row[0], dict(zip(("order_id", "customer_id", "product"), row, strict=True))
         )
         return Attribution([data["customer_id"]], {"product": data["product"]})
 
     def _on_order_event(self, cur: Cursor, data: dict[str, Any]) -> Attribution | None:
-        order = self._one(cur, sql.ORDER, data["order_id"])
+        order = self._orders.get(cur, data["order_id"])
         if order is None:
             return None
         return Attribution([str(order["customer_id"])], {"product": order["product"]})
@@ -204,16 +257,18 @@ class ContactHistoryProjection:
     _on_OrderCancelled = _on_order_event
 
     def _on_ComplaintFiled(self, cur: Cursor, data: dict[str, Any]) -> Attribution:
-        cur.execute(
-            sql.UPSERT_COMPLAINT,
-            (data["complaint_id"], data["customer_id"], data["category"]),
+        row = (data["complaint_id"], data["customer_id"], data["category"])
+        self._writes.add(sql.UPSERT_COMPLAINT, row)
+        self._complaints.put(
+            row[0],
+            dict(zip(("complaint_id", "customer_id", "category"), row, strict=True)),
         )
         return Attribution([data["customer_id"]], {"category": data["category"]})
 
     def _on_complaint_event(
         self, cur: Cursor, data: dict[str, Any]
     ) -> Attribution | None:
-        complaint = self._one(cur, sql.COMPLAINT, data["complaint_id"])
+        complaint = self._complaints.get(cur, data["complaint_id"])
         if complaint is None:
             return None
         return Attribution(
@@ -228,20 +283,24 @@ class ContactHistoryProjection:
     # campaigns and mailings ------------------------------------------------
 
     def _on_CampaignLaunched(self, cur: Cursor, data: dict[str, Any]) -> None:
-        cur.execute(
-            sql.UPSERT_CAMPAIGN, (data["campaign_id"], data["name"], data["channel"])
+        row = (data["campaign_id"], data["name"], data["channel"])
+        self._writes.add(sql.UPSERT_CAMPAIGN, row)
+        self._campaigns.put(
+            row[0], dict(zip(("campaign_id", "name", "channel"), row, strict=True))
         )
 
     def _campaign_context(self, cur: Cursor, campaign_id: str) -> dict[str, Any]:
-        campaign = self._one(cur, sql.CAMPAIGN, campaign_id)
+        campaign = self._campaigns.get(cur, campaign_id)
         if campaign is None:
             return {"campaign": "(unknown)"}
         return {"campaign": campaign["name"], "campaign_channel": campaign["channel"]}
 
     def _on_MailingSent(self, cur: Cursor, data: dict[str, Any]) -> Attribution:
-        cur.execute(
-            sql.UPSERT_MAILING,
-            (data["mailing_id"], data["customer_id"], data["campaign_id"]),
+        row = (data["mailing_id"], data["customer_id"], data["campaign_id"])
+        self._writes.add(sql.UPSERT_MAILING, row)
+        self._mailings.put(
+            row[0],
+            dict(zip(("mailing_id", "customer_id", "campaign_id"), row, strict=True)),
         )
         return Attribution(
             [data["customer_id"]], self._campaign_context(cur, data["campaign_id"])
@@ -250,7 +309,7 @@ class ContactHistoryProjection:
     def _on_mailing_event(
         self, cur: Cursor, data: dict[str, Any]
     ) -> Attribution | None:
-        mailing = self._one(cur, sql.MAILING, data["mailing_id"])
+        mailing = self._mailings.get(cur, data["mailing_id"])
         if mailing is None:
             return None
         return Attribution(

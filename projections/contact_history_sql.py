@@ -25,23 +25,18 @@ UPSERT_CUSTOMER = """
 INSERT INTO contact_history_customers (customer_id, name) VALUES (%s, %s)
 ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name
 """
-CUSTOMER_NAME = "SELECT name FROM contact_history_customers WHERE customer_id = %s"
 
 UPSERT_ORDER = """
 INSERT INTO contact_history_orders (order_id, customer_id, product) VALUES (%s, %s, %s)
 ON CONFLICT (order_id) DO UPDATE
 SET customer_id = excluded.customer_id, product = excluded.product
 """
-ORDER = "SELECT customer_id, product FROM contact_history_orders WHERE order_id = %s"
 
 UPSERT_COMPLAINT = """
 INSERT INTO contact_history_complaints (complaint_id, customer_id, category)
 VALUES (%s, %s, %s)
 ON CONFLICT (complaint_id) DO UPDATE
 SET customer_id = excluded.customer_id, category = excluded.category
-"""
-COMPLAINT = """
-SELECT customer_id, category FROM contact_history_complaints WHERE complaint_id = %s
 """
 
 UPSERT_ACCOUNT = """
@@ -53,26 +48,17 @@ ADD_HOLDER = """
 INSERT INTO contact_history_account_holders (account_id, customer_id) VALUES (%s, %s)
 ON CONFLICT (account_id, customer_id) DO NOTHING
 """
-ACCOUNT = "SELECT product, currency FROM contact_history_accounts WHERE account_id = %s"
-HOLDERS = """
-SELECT customer_id FROM contact_history_account_holders WHERE account_id = %s
-ORDER BY customer_id
-"""
 
 UPSERT_CAMPAIGN = """
 INSERT INTO contact_history_campaigns (campaign_id, name, channel) VALUES (%s, %s, %s)
 ON CONFLICT (campaign_id) DO UPDATE SET name = excluded.name, channel = excluded.channel
 """
-CAMPAIGN = "SELECT name, channel FROM contact_history_campaigns WHERE campaign_id = %s"
 
 UPSERT_MAILING = """
 INSERT INTO contact_history_mailings (mailing_id, customer_id, campaign_id)
 VALUES (%s, %s, %s)
 ON CONFLICT (mailing_id) DO UPDATE
 SET customer_id = excluded.customer_id, campaign_id = excluded.campaign_id
-"""
-MAILING = """
-SELECT customer_id, campaign_id FROM contact_history_mailings WHERE mailing_id = %s
 """
 
 UPSERT_MERGE = """
@@ -120,3 +106,32 @@ WITH candidates AS (
 )
 SELECT {columns} FROM candidates WHERE pick = 1 ORDER BY position DESC LIMIT %s
 """
+
+# Bulk lookups of the projection (one query per page and kind, see batch.rows_in).
+NAMES_IN = (
+    "SELECT customer_id, name FROM contact_history_customers WHERE customer_id IN {ids}"
+)
+ORDERS_IN = (
+    "SELECT order_id, customer_id, product FROM contact_history_orders "
+    "WHERE order_id IN {ids}"
+)
+COMPLAINTS_IN = (
+    "SELECT complaint_id, customer_id, category FROM contact_history_complaints "
+    "WHERE complaint_id IN {ids}"
+)
+ACCOUNTS_IN = (
+    "SELECT account_id, product, currency FROM contact_history_accounts "
+    "WHERE account_id IN {ids}"
+)
+HOLDERS_IN = (
+    "SELECT account_id, customer_id FROM contact_history_account_holders "
+    "WHERE account_id IN {ids}"
+)
+CAMPAIGNS_IN = (
+    "SELECT campaign_id, name, channel FROM contact_history_campaigns "
+    "WHERE campaign_id IN {ids}"
+)
+MAILINGS_IN = (
+    "SELECT mailing_id, customer_id, campaign_id FROM contact_history_mailings "
+    "WHERE mailing_id IN {ids}"
+)
