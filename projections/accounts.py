@@ -24,6 +24,7 @@ from typing import Any
 
 from api.store.database import Cursor
 from projections import accounts_sql as sql
+from projections.batch import Writes
 from projections.records import EventRecord
 from projections.service_values import cents, dumps, loads, money_text, utc_text
 
@@ -46,12 +47,36 @@ class AccountsProjection:
         "account_clock",
     )
 
+    def __init__(self) -> None:
+        # Accounts are inserted before anything else of a page touches them.
+        self._writes = Writes(first=(sql.INSERT_ACCOUNT, sql.INSERT_HOLDER))
+        # account -> (as_of, position, cents) of the page's latest report: only
+        # that one can be the latest balance (see _flush)
+        self._latest: dict[str, tuple[str, int, int]] = {}
+        self._updated: set[str] = set()  # accounts with updates not yet sent
+
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._writes.clear()
+        self._latest, self._updated = {}, set()
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
             if handler is not None:
                 handler(cur, record, record.data)
+        self._flush(cur)
         self._advance_clock(cur, records)
+
+    def _flush(self, cur: Cursor) -> None:
+        """Sends the page's writes. Reports apply in log order only when their
+        as_of is not older than the kept one, so of a page's reports for one
+        account only the one with the latest (as_of, position) can be kept."""
+        for account_id, (as_of, position, amount) in self._latest.items():
+            self._writes.add(
+                sql.UPDATE_LATEST_BALANCE,
+                (amount, as_of, position, account_id, as_of),
+            )
+        self._latest = {}
+        self._updated = set()
+        self._writes.flush(cur)
 
     @staticmethod
     def _advance_clock(cur: Cursor, records: list[EventRecord]) -> None:
@@ -66,12 +91,13 @@ class AccountsProjection:
             return
         cur.execute(sql.UPSERT_CLOCK, (utc_text(latest),))
 
-    @staticmethod
     def _on_AccountOpened(
-        cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
+        if data["account_id"] in self._updated:
+            self._flush(cur)  # updates sent before the opening found no account
         holders = [data["customer_id"], *data.get("joint_holder_ids", [])]
-        cur.execute(
+        self._writes.add(
             sql.INSERT_ACCOUNT,
             (
                 data["account_id"],
@@ -84,15 +110,15 @@ class AccountsProjection:
                 record.position,
             ),
         )
-        for holder in holders:
-            cur.execute(sql.INSERT_HOLDER, (data["account_id"], holder))
+        self._writes.extend(
+            sql.INSERT_HOLDER, [(data["account_id"], holder) for holder in holders]
+        )
 
-    @staticmethod
     def _on_BalanceReported(
-        cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
         amount = cents(data["balance"])
-        cur.execute(
+        self._writes.add(
             sql.INSERT_BALANCE_REPORT,
             (
                 data["account_id"],
@@ -104,14 +130,16 @@ class AccountsProjection:
                 record.recorded_at,
             ),
         )
-        cur.execute(
-            sql.UPDATE_LATEST_BALANCE,
-            (amount, data["as_of"], record.position, data["account_id"], data["as_of"]),
-        )
+        report = (data["as_of"], record.position, amount)
+        kept = self._latest.get(data["account_id"])
+        if kept is None or report[:2] >= kept[:2]:
+            self._latest[data["account_id"]] = report
+        self._updated.add(data["account_id"])
 
-    @staticmethod
-    def _on_FeeCharged(cur: Cursor, record: EventRecord, data: dict[str, Any]) -> None:
-        cur.execute(
+    def _on_FeeCharged(
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+    ) -> None:
+        self._writes.add(
             sql.INSERT_FEE,
             (
                 data["account_id"],
@@ -124,12 +152,11 @@ class AccountsProjection:
             ),
         )
 
-    @staticmethod
     def _on_StatementIssued(
-        cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
         fees = data.get("fees_total")
-        cur.execute(
+        self._writes.add(
             sql.UPSERT_STATEMENT,
             (
                 data["account_id"],
@@ -143,19 +170,19 @@ class AccountsProjection:
             ),
         )
 
-    @staticmethod
     def _on_AccountClosed(
-        cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        self._writes.add(
             sql.CLOSE_ACCOUNT, (utc_text(record.occurred_at), data["account_id"])
         )
+        self._updated.add(data["account_id"])
 
-    @staticmethod
     def _on_CustomersMerged(
-        cur: Cursor, _record: EventRecord, data: dict[str, Any]
+        self, cur: Cursor, _record: EventRecord, data: dict[str, Any]
     ) -> None:
         # The survivor now holds the duplicate's accounts (for access and household value).
+        self._flush(cur)
         rows = cur.execute(sql.HOLDINGS_OF, (data["duplicate_id"],)).fetchall()
         for row in rows:
             cur.execute(sql.INSERT_HOLDER, (row["account_id"], data["survivor_id"]))

@@ -36,15 +36,23 @@ def rows_in(
 
 class Writes:
     """Statements of one page, kept until `flush`, then each sent as one
-    `executemany` in the order the statements were first used.
+    `executemany`: the statements named in `first` in that order, then the
+    others in the order they were first used.
 
     Grouping reorders statements of different kinds, so a projection uses one
-    `Writes` only for statements that commute (other tables, or other rows),
+    `Writes` only for statements that commute (other tables, or other rows) or
+    that `first` puts in a safe order (inserts before updates of the same rows),
     and flushes before anything that must see them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, first: Sequence[str] = ()) -> None:
+        self._first = tuple(first)
         self._rows: dict[str, list[Sequence[Any]]] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        """Drops unsent writes (a page that failed leaves some behind)."""
+        self._rows = {sql: [] for sql in self._first}
 
     def add(self, sql: str, row: Sequence[Any]) -> None:
         self._rows.setdefault(sql, []).append(row)
@@ -56,7 +64,8 @@ class Writes:
         return any(self._rows.values())
 
     def flush(self, cur: Cursor) -> None:
-        pending, self._rows = self._rows, {}
+        pending = self._rows
+        self.clear()
         for sql, rows in pending.items():
             cur.executemany(sql, rows)
 

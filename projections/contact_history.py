@@ -71,6 +71,7 @@ class ContactHistoryProjection:
         )
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._writes.clear()
         for table in self._tables:
             table.clear()
         mine = [(r, h) for r in records if (h := self._handler(r.type)) is not None]
