@@ -42,15 +42,36 @@ def migrate() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="HTTP server processes (default: CRM_WEB_WORKERS, 1)."
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API and, in a supervised child process, the projections
     (migrates an empty database first)."""
     import uvicorn
 
     from api.http.app import create_app
-    from api.worker import projection_worker
+    from api.worker import projection_worker, web_workers_env
 
     with platform_from_env() as platform, projection_worker():
+        count = workers or platform.settings.web_workers
+        if count > 1:
+            # Each worker process builds its own platform (see app_from_env); they
+            # share the log through the database, as separate servers would.
+            with web_workers_env():
+                uvicorn.run(
+                    "api.http.app:app_from_env",
+                    factory=True,
+                    workers=count,
+                    host=host,
+                    port=port,
+                    log_config=None,
+                    access_log=False,
+                )
+            return
         platform.runner.followed_elsewhere = True
         app = create_app(platform)
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

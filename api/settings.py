@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         default=8, description="PostgreSQL connections per process for views"
     )
+    web_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="HTTP server processes in `crm serve` (one per core pays on PostgreSQL)",
+    )
 
     @property
     def is_postgres(self) -> bool:

@@ -55,6 +55,20 @@ def _supervise(stop: threading.Event) -> None:
         stop.wait(RESTART_DELAY_SECONDS)
 
 
+@contextmanager
+def web_workers_env() -> Iterator[None]:
+    """Marks this process as the parent that HTTP worker processes watch."""
+    previous = os.environ.get(PARENT_PID_VARIABLE)
+    os.environ[PARENT_PID_VARIABLE] = str(os.getpid())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(PARENT_PID_VARIABLE, None)
+        else:
+            os.environ[PARENT_PID_VARIABLE] = previous
+
+
 def stop_when_orphaned(stop: Callable[[], None]) -> None:
     """In the worker: calls `stop` once the serving parent is gone (however it died)."""
     parent = os.environ.get(PARENT_PID_VARIABLE)

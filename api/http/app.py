@@ -41,7 +41,25 @@ def reject_control_characters(request: Request) -> None:
             )
 
 
-def create_app(platform: Platform, *, run_projections: bool = False) -> FastAPI:
+def app_from_env() -> FastAPI:
+    """The app of one `crm serve --workers N` process: its own platform, no projections
+    (the serving parent runs those), and it stops if that parent dies."""
+    import os
+    import signal
+
+    from api.bootstrap import build_platform
+    from api.cli_support import settings_from_env
+    from api.worker import stop_when_orphaned
+
+    platform = build_platform(settings_from_env(), migrate=False)
+    platform.runner.followed_elsewhere = True
+    stop_when_orphaned(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    return create_app(platform, close_platform=True)
+
+
+def create_app(
+    platform: Platform, *, run_projections: bool = False, close_platform: bool = False
+) -> FastAPI:
     """The web app over `platform`; with `run_projections` it also feeds the views."""
 
     @asynccontextmanager
@@ -53,6 +71,8 @@ def create_app(platform: Platform, *, run_projections: bool = False) -> FastAPI:
         finally:
             if run_projections:
                 platform.runner.stop()
+            if close_platform:
+                platform.close()
 
     app = FastAPI(
         dependencies=[Depends(reject_control_characters)],

@@ -66,7 +66,9 @@ def eventsourcing_env(settings: Settings) -> dict[str, Any]:
             POSTGRES_MAX_OVERFLOW="8",
             POSTGRES_CONNECT_TIMEOUT="10",
             POSTGRES_LOCK_TIMEOUT="10",
-            POSTGRES_PRE_PING="y",
+            # No ping per save: a dead connection fails its statement and the
+            # library retries insert_events on a fresh one (OperationalError).
+            POSTGRES_PRE_PING="n",
             APPLICATION_RECORDER_TOPIC=POSTGRES_RECORDER,
         )
     else:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -76,10 +78,37 @@ class Database:
         return "(" + ",".join(["%s"] * len(values)) + ")", list(values)
 
 
+IDLE_CHECK_SECONDS = 2.0
+
+
+class IdleCheck:
+    """Pings a pooled connection only when it sat idle long enough to have gone stale.
+
+    A ping per checkout is a whole extra round trip on every request; a
+    connection used milliseconds ago is as good as proven. A connection that
+    died since is still caught: its statement fails and the caller gets
+    DatabaseUnavailable (503), and the pool discards the broken connection.
+    """
+
+    def __init__(self) -> None:
+        self._returned: weakref.WeakKeyDictionary[Any, float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def check(self, conn: Any) -> None:
+        returned = self._returned.get(conn)
+        if returned is None or time.monotonic() - returned > IDLE_CHECK_SECONDS:
+            ConnectionPool.check_connection(conn)
+
+    def returned(self, conn: Any) -> None:
+        self._returned[conn] = time.monotonic()
+
+
 class PostgresDatabase(Database):
     backend = "postgresql"
 
     def __init__(self, conninfo: str, max_size: int = 8) -> None:
+        self._idle = IdleCheck()
         self.pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -87,7 +116,8 @@ class PostgresDatabase(Database):
             open=False,
             timeout=10,
             kwargs={"row_factory": dict_row, "autocommit": False},
-            check=ConnectionPool.check_connection,
+            check=self._idle.check,
+            reset=self._idle.returned,
             reconnect_timeout=0,
         )
         self._opened = False

@@ -73,10 +73,14 @@ class GroupCommitter:
 
     def ingest(self, raw_events: list[Any]) -> Report:
         """Stores an atomic batch together with whatever else is waiting; blocks until committed."""
+        return self.submit(raw_events).result()
+
+    def submit(self, raw_events: list[Any]) -> Future[Report]:
+        """Queues an atomic batch; the future resolves after its commit (or its rejection)."""
         self._ensure_started()
         request = _Request(raw_events)
         self._queue.put(request)
-        return request.future.result()
+        return request.future
 
     def close(self) -> None:
         if self._thread is not None:
