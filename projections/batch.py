@@ -103,3 +103,26 @@ class PageTable:
 
     def put(self, key: Any, value: Any) -> None:
         self.rows[key] = value
+
+
+class Statements:
+    """Statements kept in the order they were made until `flush`; consecutive
+    uses of one statement are sent as one `executemany`. For writes whose order
+    matters (several statements set one row's columns), unlike `Writes`."""
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[str, list[Sequence[Any]]]] = []
+
+    def clear(self) -> None:
+        self._runs = []
+
+    def add(self, sql: str, row: Sequence[Any]) -> None:
+        if self._runs and self._runs[-1][0] == sql:
+            self._runs[-1][1].append(row)
+        else:
+            self._runs.append((sql, [row]))
+
+    def flush(self, cur: Cursor) -> None:
+        runs, self._runs = self._runs, []
+        for sql, rows in runs:
+            cur.executemany(sql, rows)

@@ -10,6 +10,7 @@ import orjson
 
 from api.store.database import Cursor
 from projections import customers_sql as sql
+from projections.batch import PageTable, Statements
 from projections.records import EventRecord
 
 try:
@@ -50,30 +51,56 @@ def dumps(value: Any) -> str:
 
 
 class CustomersProjection:
+    """Writes go out in log order at the end of each page (`Statements`); the
+    consents and account holders a page needs are read once, up front."""
+
     name = "customers"
     tables: tuple[str, ...] = ("customers", "accounts", "account_holders")
 
     def __init__(self) -> None:
-        # account -> position of the last event in this batch that moved its balance
+        self._out = Statements()
+        self._consents = PageTable(sql.CONSENTS_IN, "customer_id")
+        self._holders = PageTable(sql.HOLDERS_IN, "account_id", many=True)
+        # account -> position of the last event in this run that moved its balance
         self._moved_accounts: dict[str, int] = {}
+        # account -> (as_of, position, cents) of the run's report that ends up
+        # kept: reports apply in log order only when not older (by as_of) than
+        # the kept one, so the latest (as_of, position) of a run wins
+        self._latest: dict[str, tuple[str, int, int]] = {}
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
-        self._moved_accounts = {}
+        self._out.clear()
+        self._moved_accounts, self._latest = {}, {}
+        self._prefetch(cur, records)
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
             if handler is None:
                 continue
             if record.type != "BalanceReported":
-                self._refresh_totals(cur)  # keep positions in log order
+                self._refresh_totals()  # keep positions in log order
             handler(cur, record, record.data)
-        self._refresh_totals(cur)
+        self._refresh_totals()
+        self._out.flush(cur)
+
+    def _prefetch(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._consents.clear()
+        self._holders.clear()
+        customers = set()
+        accounts = set()
+        for record in records:
+            if record.type in ("ConsentChanged", "CustomerRegistered"):
+                customers.add(record.data["customer_id"])
+            elif record.type in ("BalanceReported", "AccountClosed", "AccountOpened"):
+                accounts.add(record.data["account_id"])
+        self._consents.load(cur, customers)
+        self._holders.load(cur, accounts)
 
     # customers -------------------------------------------------------------
 
     def _on_CustomerRegistered(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        self._out.add(
             sql.INSERT_CUSTOMER,
             (
                 data["customer_id"],
@@ -95,6 +122,8 @@ class CustomersProjection:
                 record.position,
             ),
         )
+        if self._consents.get(cur, data["customer_id"]) is None:
+            self._consents.put(data["customer_id"], {"consents": "{}"})
 
     def _on_CustomerDetailsCorrected(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
@@ -105,7 +134,7 @@ class CustomersProjection:
         if not changes:
             return
         assignments = ", ".join(f"{column} = %s" for column in changes)
-        cur.execute(
+        self._out.add(
             f"UPDATE customers SET {assignments}, position = %s WHERE customer_id = %s",
             (*changes.values(), record.position, data["customer_id"]),
         )
@@ -113,7 +142,7 @@ class CustomersProjection:
     def _on_CustomerMoved(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        self._out.add(
             sql.UPDATE_ADDRESS,
             (
                 dumps(data["address"]),
@@ -126,20 +155,19 @@ class CustomersProjection:
     def _on_ConsentChanged(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        row = cur.execute(sql.SELECT_CONSENTS, (data["customer_id"],)).fetchone()
+        row = self._consents.get(cur, data["customer_id"])
         if row is None:
             return
         consents = orjson.loads(row["consents"])
         consents[f"{data['channel']}/{data['purpose']}"] = data["granted"]
-        cur.execute(
-            sql.UPDATE_CONSENTS,
-            (dumps(consents), record.position, data["customer_id"]),
-        )
+        text = dumps(consents)
+        self._consents.put(data["customer_id"], {"consents": text})
+        self._out.add(sql.UPDATE_CONSENTS, (text, record.position, data["customer_id"]))
 
     def _on_CustomerDeceased(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        self._out.add(
             sql.UPDATE_DECEASED,
             (data.get("date_of_death"), record.position, data["customer_id"]),
         )
@@ -147,7 +175,7 @@ class CustomersProjection:
     def _on_CustomersMerged(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        self._out.add(
             sql.UPDATE_MERGED_INTO,
             (data["survivor_id"], record.position, data["duplicate_id"]),
         )
@@ -157,11 +185,12 @@ class CustomersProjection:
     def _on_AccountOpened(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
+        account_id = data["account_id"]
         joint = data.get("joint_holder_ids", [])
-        cur.execute(
+        self._out.add(
             sql.INSERT_ACCOUNT,
             (
-                data["account_id"],
+                account_id,
                 data["customer_id"],
                 dumps(joint),
                 data["product"],
@@ -170,49 +199,46 @@ class CustomersProjection:
                 record.position,
             ),
         )
+        held = self._holders.get(cur, account_id)
         for holder in [data["customer_id"], *joint]:
-            cur.execute(sql.INSERT_HOLDER, (data["account_id"], holder))
+            self._out.add(sql.INSERT_HOLDER, (account_id, holder))
+            if all(row["customer_id"] != holder for row in held):
+                held.append({"account_id": account_id, "customer_id": holder})
 
     def _on_BalanceReported(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
-            sql.UPDATE_BALANCE,
-            (
-                cents(data["balance"]),
-                data["as_of"],
-                record.position,
-                record.position,
-                data["account_id"],
-                data["as_of"],
-            ),
-        )
-        self._moved_accounts[data["account_id"]] = record.position
+        account_id = data["account_id"]
+        report = (data["as_of"], record.position, cents(data["balance"]))
+        kept = self._latest.get(account_id)
+        if kept is None or report[:2] >= kept[:2]:
+            self._latest[account_id] = report
+        self._moved_accounts[account_id] = record.position
 
     def _on_AccountClosed(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(sql.CLOSE_ACCOUNT, (record.position, data["account_id"]))
+        self._out.add(sql.CLOSE_ACCOUNT, (record.position, data["account_id"]))
         self._moved_accounts[data["account_id"]] = record.position
 
-    def _refresh_totals(self, cur: Cursor) -> None:
+    def _refresh_totals(self) -> None:
         """Each holder's total once per run of balance reports, not once per report."""
         if not self._moved_accounts:
             return
         moved, self._moved_accounts = self._moved_accounts, {}
-        ids = list(moved)
-        placeholders = "(" + ",".join(["%s"] * len(ids)) + ")"
-        holders = cur.execute(
-            sql.SELECT_HOLDERS_OF.format(ids=placeholders), ids
-        ).fetchall()
-        latest: dict[str, int] = {}
-        for row in holders:
-            position = moved[row["account_id"]]
-            latest[row["customer_id"]] = max(
-                position, latest.get(row["customer_id"], 0)
+        latest_reports, self._latest = self._latest, {}
+        for account_id, (as_of, position, amount) in latest_reports.items():
+            self._out.add(
+                sql.UPDATE_BALANCE,
+                (amount, as_of, position, position, account_id, as_of),
             )
+        latest: dict[str, int] = {}
+        for account_id, position in moved.items():
+            for row in self._holders.rows.get(account_id, ()):
+                customer_id = row["customer_id"]
+                latest[customer_id] = max(position, latest.get(customer_id, 0))
         for customer_id in sorted(latest):
-            cur.execute(sql.REFRESH_TOTAL_BALANCE, (latest[customer_id], customer_id))
+            self._out.add(sql.REFRESH_TOTAL_BALANCE, (latest[customer_id], customer_id))
 
 
 # queries ---------------------------------------------------------------------

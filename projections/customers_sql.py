@@ -13,7 +13,7 @@ ON CONFLICT (customer_id) DO NOTHING
 
 SELECT_CUSTOMER = "SELECT * FROM customers WHERE customer_id = %s"
 
-SELECT_CONSENTS = "SELECT consents FROM customers WHERE customer_id = %s"
+CONSENTS_IN = "SELECT customer_id, consents FROM customers WHERE customer_id IN {ids}"
 
 UPDATE_CONSENTS = (
     "UPDATE customers SET consents = %s, position = %s WHERE customer_id = %s"
@@ -71,7 +71,7 @@ UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, position = %s
 WHERE customer_id = %s
 """
 
-SELECT_HOLDERS_OF = (
+HOLDERS_IN = (
     "SELECT account_id, customer_id FROM account_holders WHERE account_id IN {ids}"
 )
 
