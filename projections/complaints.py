@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.store.database import Cursor
 from projections import complaints_sql as sql
+from projections.batch import Statements
 from projections.records import EventRecord
 from projections.service_values import dumps, loads, utc_text
 
@@ -62,17 +63,22 @@ class ComplaintsProjection:
     name = "complaints"
     tables: tuple[str, ...] = ("complaints", "complaint_steps")
 
+    def __init__(self) -> None:
+        self._out = Statements()  # sent in log order at the end of each page
+
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._out.clear()
         for record in records:
             if record.type in _STEP_OF:
-                self._step(cur, record, record.data)
+                self._step(self._out, record, record.data)
+        self._out.flush(cur)
 
     @staticmethod
-    def _step(cur: Cursor, record: EventRecord, data: dict[str, Any]) -> None:
+    def _step(out: Statements, record: EventRecord, data: dict[str, Any]) -> None:
         complaint_id = data["complaint_id"]
         at = utc_text(record.occurred_at)
         if record.type == "ComplaintFiled":
-            cur.execute(
+            out.add(
                 sql.INSERT_COMPLAINT,
                 (
                     complaint_id,
@@ -86,19 +92,17 @@ class ComplaintsProjection:
                 ),
             )
         elif record.type == "ComplaintAssigned":
-            cur.execute(
-                sql.ASSIGN, (data["officer"], at, record.position, complaint_id)
-            )
+            out.add(sql.ASSIGN, (data["officer"], at, record.position, complaint_id))
         elif record.type == "ComplaintEscalated":
-            cur.execute(sql.ESCALATE, (data["level"], record.position, complaint_id))
+            out.add(sql.ESCALATE, (data["level"], record.position, complaint_id))
         elif record.type == "ComplaintResolved":
-            cur.execute(
+            out.add(
                 sql.RESOLVE, (at, data["resolution"], record.position, complaint_id)
             )
         else:
-            cur.execute(sql.REOPEN, (record.position, complaint_id))
+            out.add(sql.REOPEN, (record.position, complaint_id))
         details = {k: v for k, v in data.items() if k != "complaint_id"}
-        cur.execute(
+        out.add(
             sql.INSERT_STEP,
             (
                 complaint_id,

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from api.store.database import Cursor
+from projections.batch import Statements
 from projections.records import EventRecord
 
 INSERT_CAMPAIGN = """
@@ -109,17 +110,22 @@ class MailingDecisionsProjection:
         "mailing_decisions",
     )
 
+    def __init__(self) -> None:
+        self._out = Statements()  # sent in log order at the end of each page
+
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._out.clear()
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
             if handler is not None:
-                handler(cur, record, record.data)
+                handler(self._out, record, record.data)
+        self._out.flush(cur)
 
     def _on_CampaignLaunched(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
         cap = data.get("frequency_cap") or {}
-        cur.execute(
+        out.add(
             INSERT_CAMPAIGN,
             (
                 data["campaign_id"],
@@ -135,26 +141,26 @@ class MailingDecisionsProjection:
         )
 
     def _on_CustomerRegistered(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(INSERT_PERSON, (data["customer_id"], record.position))
+        out.add(INSERT_PERSON, (data["customer_id"], record.position))
 
     def _on_CustomerMoved(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(UPDATE_MOVED, (record.position, data["customer_id"]))
+        out.add(UPDATE_MOVED, (record.position, data["customer_id"]))
 
     def _on_CustomerDeceased(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        out.add(
             UPDATE_DECEASED, (record.event_id, record.position, data["customer_id"])
         )
 
     def _on_CustomersMerged(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        out.add(
             UPDATE_MERGED,
             (
                 data["survivor_id"],
@@ -165,9 +171,9 @@ class MailingDecisionsProjection:
         )
 
     def _on_ConsentChanged(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        out.add(
             UPSERT_CONSENT,
             (
                 data["customer_id"],
@@ -180,9 +186,9 @@ class MailingDecisionsProjection:
         )
 
     def _on_MailingScheduled(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        out.add(
             UPSERT_SCHEDULED,
             (
                 data["mailing_id"],
@@ -195,19 +201,19 @@ class MailingDecisionsProjection:
                 utc_text(record.occurred_at),
             ),
         )
-        self._decided(cur, record, data, "scheduled")
+        self._decided(out, record, data, "scheduled")
 
     def _on_MailingSuppressed(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        self._decided(cur, record, data, "suppressed")
+        self._decided(out, record, data, "suppressed")
 
     @staticmethod
     def _decided(
-        cur: Cursor, record: EventRecord, data: dict[str, Any], outcome: str
+        out: Statements, record: EventRecord, data: dict[str, Any], outcome: str
     ) -> None:
         address = data.get("address")
-        cur.execute(
+        out.add(
             UPSERT_DECISION,
             (
                 data["campaign_id"],
@@ -226,9 +232,9 @@ class MailingDecisionsProjection:
         )
 
     def _on_MailingSent(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
+        out.add(
             UPSERT_SENT,
             (
                 data["mailing_id"],
@@ -242,17 +248,15 @@ class MailingDecisionsProjection:
         )
 
     def _on_MailingReturned(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
-            INSERT_RETURN, (record.event_id, data["mailing_id"], record.position)
-        )
-        cur.execute(COUNT_RETURN, (data["mailing_id"],))
+        out.add(INSERT_RETURN, (record.event_id, data["mailing_id"], record.position))
+        out.add(COUNT_RETURN, (data["mailing_id"],))
 
     def _on_MailingResponded(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(COUNT_RESPONSE, (data["mailing_id"],))
+        out.add(COUNT_RESPONSE, (data["mailing_id"],))
 
 
 # queries ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 
 from api.store.database import Cursor
 from projections import orders_sql as sql
+from projections.batch import PageTable, Statements
 from projections.records import EventRecord
 from projections.service_values import (
     cents,
@@ -33,27 +34,43 @@ _STEP_OF = {
 
 
 class OrdersProjection:
+    """Writes go out in log order at the end of each page; the customers' branches
+    a page's orders need are read once, up front."""
+
     name = "orders"
     tables: tuple[str, ...] = ("orders", "order_steps", "order_customers")
 
+    def __init__(self) -> None:
+        self._out = Statements()
+        self._branches = PageTable(sql.BRANCHES_IN, "customer_id")
+
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._out.clear()
+        self._branches.clear()
+        self._branches.load(
+            cur, {r.data["customer_id"] for r in records if r.type == "OrderPlaced"}
+        )
         for record in records:
             if record.type == "CustomerRegistered":
                 data = record.data
-                cur.execute(
+                self._out.add(
                     sql.UPSERT_CUSTOMER,
                     (data["customer_id"], data["branch_code"], data.get("region_code")),
                 )
+                self._branches.put(
+                    data["customer_id"], {"branch_code": data["branch_code"]}
+                )
             elif record.type in _STEP_OF:
                 self._step(cur, record)
+        self._out.flush(cur)
 
     def _step(self, cur: Cursor, record: EventRecord) -> None:
         data = record.data
         order_id = data["order_id"]
         details = {k: v for k, v in data.items() if k not in ("order_id",)}
         if record.type == "OrderPlaced":
-            branch = cur.execute(sql.BRANCH_OF, (data["customer_id"],)).fetchone()
-            cur.execute(
+            branch = self._branches.get(cur, data["customer_id"])
+            self._out.add(
                 sql.INSERT_ORDER,
                 (
                     order_id,
@@ -71,7 +88,7 @@ class OrdersProjection:
         elif record.type == "OrderReviewed":
             decision = "approved" if data["approved"] else "rejected"
             details["decision"] = decision
-            cur.execute(
+            self._out.add(
                 sql.REVIEW_ORDER,
                 (
                     decision,
@@ -83,10 +100,10 @@ class OrdersProjection:
                 ),
             )
         else:
-            cur.execute(
+            self._out.add(
                 sql.SET_STATUS, (_STEP_OF[record.type], record.position, order_id)
             )
-        cur.execute(
+        self._out.add(
             sql.INSERT_STEP,
             (
                 order_id,

@@ -6,7 +6,9 @@ UPSERT_CUSTOMER = (
     "branch_code = excluded.branch_code, region_code = excluded.region_code"
 )
 
-BRANCH_OF = "SELECT branch_code FROM order_customers WHERE customer_id = %s"
+BRANCHES_IN = (
+    "SELECT customer_id, branch_code FROM order_customers WHERE customer_id IN {ids}"
+)
 
 INSERT_ORDER = (
     "INSERT INTO orders (order_id, customer_id, branch_code, product, amount_cents, "
