@@ -11,9 +11,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from api.store.database import Cursor
-from projections import household_sql as sql
-from projections.household_graph import Neighbourhood, Person, load_people, partition
+from projections.household_graph import Neighbourhood, Person, partition
+from projections.household_store import HouseholdStore
 from projections.records import EventRecord
 
 HOUSEHOLD_NAMESPACE = uuid.UUID("6f1d8c52-3a4e-5b7f-9c21-0d4e8a6b2f13")
@@ -51,7 +50,7 @@ def _keeper(members: list[Person]) -> str:
     return (head or min(members, key=lambda m: m.order)).customer_id
 
 
-def reassign(cur: Cursor, hood: Neighbourhood, change: Change) -> set[str]:
+def reassign(store: HouseholdStore, hood: Neighbourhood, change: Change) -> set[str]:
     """Writes the new partition of `hood`; returns the household ids to refresh."""
     people = hood.people
     components = partition(people, hood.decisions)
@@ -60,7 +59,7 @@ def reassign(cur: Cursor, hood: Neighbourhood, change: Change) -> set[str]:
     for person in people.values():
         if person.household_id:
             old_members.setdefault(person.household_id, []).append(person)
-    created = _created_positions(cur, old_members)
+    created = _created_positions(store, old_members)
     claims: dict[int, list[str]] = {}
     for household_id, members in old_members.items():
         claims.setdefault(component_of[_keeper(members)], []).append(household_id)
@@ -75,7 +74,7 @@ def reassign(cur: Cursor, hood: Neighbourhood, change: Change) -> set[str]:
             fresh.add(household_id)
             new_ids.append(household_id)
     for household_id in fresh:
-        _insert_household(cur, household_id, change.record.position)
+        _insert_household(store, household_id, change.record.position)
     for index, component in enumerate(components):
         for customer in component:
             old = people[customer].household_id
@@ -87,7 +86,7 @@ def reassign(cur: Cursor, hood: Neighbourhood, change: Change) -> set[str]:
                     change, customer, new_ids[index] in fresh, reason
                 )
                 _move(
-                    cur,
+                    store,
                     change.record,
                     customer,
                     old,
@@ -96,11 +95,11 @@ def reassign(cur: Cursor, hood: Neighbourhood, change: Change) -> set[str]:
                     left_reason,
                 )
     if change.leaving:
-        leaving = load_people(cur, [change.leaving]).get(change.leaving)
+        leaving = store.person(change.leaving)
         if leaving and leaving.household_id:
             old_members.setdefault(leaving.household_id, [])
             _move(
-                cur,
+                store,
                 change.record,
                 leaving.customer_id,
                 leaving.household_id,
@@ -110,37 +109,37 @@ def reassign(cur: Cursor, hood: Neighbourhood, change: Change) -> set[str]:
             )
     kept = set(new_ids)
     for household_id in sorted(set(old_members) - kept):
-        cur.execute(sql.DELETE_HOUSEHOLD, (household_id,))
+        store.delete_household(household_id)
     return kept
 
 
 def _created_positions(
-    cur: Cursor, old_members: dict[str, list[Person]]
+    store: HouseholdStore, old_members: dict[str, list[Person]]
 ) -> dict[str, int]:
+    store.load_households(old_members)
     created = {}
     for household_id in old_members:
-        row = cur.execute(sql.SELECT_HOUSEHOLD, (household_id,)).fetchone()
+        row = store.household(household_id)
         created[household_id] = int(row["created_position"]) if row else 0
     return created
 
 
-def _insert_household(cur: Cursor, household_id: str, position: int) -> None:
-    cur.execute(
-        sql.INSERT_HOUSEHOLD,
-        (
-            household_id,
-            position,
-            None,
-            None,
-            None,
-            None,
-            0,
-            None,
-            None,
-            0,
-            "no_eligible_member",
-            position,
-        ),
+def _insert_household(store: HouseholdStore, household_id: str, position: int) -> None:
+    store.insert_household(
+        {
+            "household_id": household_id,
+            "created_position": position,
+            "address": None,
+            "address_key": None,
+            "head_customer_id": None,
+            "primary_recipient_id": None,
+            "member_count": 0,
+            "branch_code": None,
+            "region_code": None,
+            "mailable": 0,
+            "not_mailable_reason": "no_eligible_member",
+            "position": position,
+        }
     )
 
 
@@ -198,7 +197,7 @@ def _leave_reason(change: Change, customer: str, fresh: bool, join_reason: str) 
 
 
 def _move(
-    cur: Cursor,
+    store: HouseholdStore,
     record: EventRecord,
     customer: str,
     old: str | None,
@@ -207,31 +206,33 @@ def _move(
     left_reason: str,
 ) -> None:
     if old is not None:
-        cur.execute(
-            sql.CLOSE_MEMBERSHIP,
-            (
-                record.position,
-                record.recorded_at,
-                record.occurred_at,
-                record.event_id,
-                record.type,
-                left_reason,
-                old,
-                customer,
-            ),
+        store.close_membership(
+            old,
+            customer,
+            to_position=record.position,
+            until=record.recorded_at,
+            occurred_until=record.occurred_at,
+            left_by_event_id=record.event_id,
+            left_by_type=record.type,
+            left_reason=left_reason,
         )
     if new is not None:
-        cur.execute(
-            sql.OPEN_MEMBERSHIP,
-            (
-                new,
-                customer,
-                record.position,
-                record.recorded_at,
-                record.occurred_at,
-                record.event_id,
-                record.type,
-                reason,
-            ),
+        store.open_membership(
+            {
+                "household_id": new,
+                "customer_id": customer,
+                "from_position": record.position,
+                "to_position": None,
+                "since": record.recorded_at,
+                "until": None,
+                "occurred_since": record.occurred_at,
+                "occurred_until": None,
+                "joined_by_event_id": record.event_id,
+                "joined_by_type": record.type,
+                "left_by_event_id": None,
+                "left_by_type": None,
+                "reason": reason,
+                "left_reason": None,
+            }
         )
-    cur.execute(sql.UPDATE_PERSON_HOUSEHOLD, (new, customer))
+    store.update_person(customer, household_id=new)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from api.store.database import Cursor
-from projections import household_sql as sql
+if TYPE_CHECKING:
+    from projections.household_store import HouseholdStore
 
 
 @dataclass
@@ -117,51 +117,21 @@ def _join_unless_excluded(
     found.union(a, b)
 
 
-# loading from the tables --------------------------------------------------------
+# the neighbourhood of a change -------------------------------------------------
 
 
-def _row_person(row: dict[str, object]) -> Person:
-    head = row["head_designated_position"]
-    return Person(
-        customer_id=str(row["customer_id"]),
-        address=str(row["address"]),
-        address_key=str(row["address_key"]),
-        national_id_hash=row["national_id_hash"],  # type: ignore[arg-type]
-        branch_code=str(row["branch_code"]),
-        region_code=row["region_code"],  # type: ignore[arg-type]
-        deceased=bool(row["deceased"]),
-        merged_into=row["merged_into"],  # type: ignore[arg-type]
-        registered_position=int(row["registered_position"]),  # type: ignore[call-overload]
-        head_designated_position=None if head is None else int(head),  # type: ignore[call-overload]
-        balance_cents=int(row["balance_cents"]),  # type: ignore[call-overload]
-        household_id=row["household_id"],  # type: ignore[arg-type]
-    )
-
-
-def load_people(cur: Cursor, ids: Iterable[str]) -> dict[str, Person]:
-    wanted = sorted(set(ids))
-    people: dict[str, Person] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
-        for row in cur.execute(sql.SELECT_PEOPLE_IN + placeholders, chunk).fetchall():
-            person = _row_person(row)
-            people[person.customer_id] = person
-    return people
-
-
-def survivor_of(cur: Cursor, customer_id: str) -> str | None:
+def survivor_of(store: HouseholdStore, customer_id: str) -> str | None:
     """The live record a customer id now stands for (follows merges)."""
     seen = set()
     current: str | None = customer_id
     while current is not None and current not in seen:
         seen.add(current)
-        row = cur.execute(sql.SELECT_PERSON, (current,)).fetchone()
-        if row is None:
+        person = store.person(current)
+        if person is None:
             return None
-        if row["merged_into"] is None:
+        if person.merged_into is None:
             return current
-        current = row["merged_into"]
+        current = person.merged_into
     return None
 
 
@@ -171,37 +141,34 @@ class Neighbourhood:
     decisions: dict[Pair, bool]
 
 
-def load_neighbourhood(cur: Cursor, seeds: Iterable[str]) -> Neighbourhood:
+def load_neighbourhood(store: HouseholdStore, seeds: Iterable[str]) -> Neighbourhood:
     """Every live customer linked (by any raw link, exclusions ignored) to a seed.
 
     The result is closed under links, so its partition equals the global one.
     It also pulls in whole current households, so a household that splits is
-    loaded entirely. It walks the links a level at a time, with one query per
-    kind of link per level.
+    loaded entirely. It walks the links a level at a time; the people are copies,
+    as they were before the change is written.
     """
     alias_of: dict[str, str] = {}
     relations: dict[tuple[str, str], tuple[bool, int]] = {}
     people: dict[str, Person] = {}
-    todo = sorted({s for s in (survivor_of(cur, seed) for seed in seeds) if s})
-    seen: dict[str, set[str]] = {
-        "address": set(),
-        "national_id": set(),
-        "household": set(),
-    }
+    todo = sorted({s for s in (survivor_of(store, seed) for seed in seeds) if s})
+    seen: dict[str, set[str]] = {column: set() for column in _LINK_COLUMNS}
     while todo:
+        store.load_people(todo)
         level = sorted(
-            load_people(cur, [t for t in todo if t not in people]).values(),
+            (p for t in todo if t not in people and (p := store.snapshot(t))),
             key=lambda p: p.order,
         )
         for person in level:
             people[person.customer_id] = person
-        aliases = _aliases_of(cur, [p.customer_id for p in level])
+        aliases = _aliases_of(store, [p.customer_id for p in level])
         for customer_id, names in aliases.items():
             for alias in names:
                 alias_of[alias] = customer_id
-        linked = _linked_level(cur, level, seen)
+        linked = _linked_level(store, level, seen)
         linked += _relation_links(
-            cur, [a for n in aliases.values() for a in n], relations, alias_of
+            store, [a for n in aliases.values() for a in n], relations, alias_of
         )
         todo = sorted({t for t in linked if t not in people})
     decisions: dict[Pair, tuple[int, bool]] = {}
@@ -218,78 +185,56 @@ def load_neighbourhood(cur: Cursor, seeds: Iterable[str]) -> Neighbourhood:
     )
 
 
-def rows_in(cur: Cursor, query: str, values: Iterable[str]) -> list[dict[str, Any]]:
-    """Rows of `query` (with an `{ids}` placeholder) for every value, 500 at a time."""
-    wanted = sorted(set(values))
-    rows: list[dict[str, object]] = []
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
-        rows += cur.execute(query.format(ids=placeholders), chunk).fetchall()
-    return rows
-
-
-def _aliases_of(cur: Cursor, customer_ids: list[str]) -> dict[str, list[str]]:
+def _aliases_of(store: HouseholdStore, customer_ids: list[str]) -> dict[str, list[str]]:
     """Each customer and every record merged (directly or not) into it."""
     found = {c: [c] for c in customer_ids}
     root = {c: c for c in customer_ids}
     todo = list(customer_ids)
     while todo:
-        rows = rows_in(cur, sql.MERGED_INTO_ANY, todo)
+        duplicates = sorted(store.people_with("merged_into", todo))
         todo = []
-        for row in rows:
-            duplicate, into = str(row["customer_id"]), str(row["merged_into"])
-            if duplicate in root:
+        for duplicate in duplicates:
+            person = store.person(duplicate)
+            if duplicate in root or person is None or person.merged_into not in root:
                 continue
+            into = person.merged_into
             root[duplicate] = root[into]
             found[root[into]].append(duplicate)
             todo.append(duplicate)
     return found
 
 
+# Links a level of the walk follows, by the column that holds them.
+_LINK_COLUMNS = ("address_key", "national_id_hash", "household_id")
+
+
 def _linked_level(
-    cur: Cursor, level: list[Person], seen: dict[str, set[str]]
+    store: HouseholdStore, level: list[Person], seen: dict[str, set[str]]
 ) -> list[str]:
     """Customers at the same addresses, with the same national IDs, in the same households."""
-    wanted = {
-        "address": ({p.address_key for p in level}, sql.LIVE_AT_ADDRESSES),
-        "national_id": (
-            {p.national_id_hash for p in level if p.national_id_hash},
-            sql.LIVE_WITH_NATIONAL_IDS,
-        ),
-        "household": (
-            {p.household_id for p in level if p.household_id},
-            sql.LIVE_IN_HOUSEHOLDS,
-        ),
-    }
     linked: list[str] = []
-    for kind, (values, query) in wanted.items():
-        fresh = {str(v) for v in values} - seen[kind]
-        seen[kind] |= fresh
-        linked += [str(row["customer_id"]) for row in rows_in(cur, query, fresh)]
+    for column in _LINK_COLUMNS:
+        values = {v for p in level if (v := getattr(p, column)) is not None}
+        fresh = values - seen[column]
+        seen[column] |= fresh
+        if fresh:
+            linked += store.live_with(column, fresh)
     return linked
 
 
 def _relation_links(
-    cur: Cursor,
+    store: HouseholdStore,
     aliases: list[str],
     relations: dict[tuple[str, str], tuple[bool, int]],
     alias_of: dict[str, str],
 ) -> list[str]:
     linked: list[str] = []
-    for start in range(0, len(aliases), 250):
-        chunk = aliases[start : start + 250]
-        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
-        rows = cur.execute(
-            sql.RELATIONS_OF.format(ids=placeholders), (*chunk, *chunk)
-        ).fetchall()
-        for row in rows:
-            key = (row["customer_id"], row["related_customer_id"])
-            relations[key] = (bool(row["same_household"]), int(row["position"]))
-            if row["same_household"]:
-                for end in key:
-                    if end not in alias_of:
-                        survivor = survivor_of(cur, end)
-                        if survivor:
-                            linked.append(survivor)
+    for key, relation in store.relations_of(aliases):
+        relations[key] = (relation.same_household, relation.position)
+        if relation.same_household:
+            for end in key:
+                if end not in alias_of:
+                    survivor = survivor_of(store, end)
+                    if survivor:
+                        linked.append(survivor)
     return linked

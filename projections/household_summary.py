@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.store.database import Cursor
-from projections import household_sql as sql
-from projections.household_graph import Person, load_people
+from projections.household_graph import Person
+from projections.household_store import HouseholdStore
 
 NO_ELIGIBLE_MEMBER = "no_eligible_member"
 
@@ -49,24 +48,19 @@ def summarise(members: list[Person]) -> dict[str, Any]:
 
 
 def refresh_household(
-    cur: Cursor, household_id: str, position: int, *, touched: bool = False
+    store: HouseholdStore, household_id: str, position: int, *, touched: bool = False
 ) -> None:
     """Rewrites the row from its members; `position` moves only if something changed,
     or always when `touched` (a member's balance was reported: see households.py)."""
-    row = cur.execute(sql.SELECT_HOUSEHOLD, (household_id,)).fetchone()
+    row = store.household(household_id)
     if row is None:
         return
-    ids = [
-        r["customer_id"]
-        for r in cur.execute(sql.LIVE_IN_HOUSEHOLD, (household_id,)).fetchall()
-    ]
-    members = sorted(load_people(cur, ids).values(), key=lambda m: m.order)
+    ids = store.live_with("household_id", (household_id,))
+    people = [store.person(i) for i in ids]
+    members = sorted((p for p in people if p is not None), key=lambda m: m.order)
     summary = summarise(members)
     if all(row[key] == value for key, value in summary.items()):
         if touched:
-            cur.execute(sql.TOUCH_HOUSEHOLD, (position, household_id))
+            store.update_household(household_id, position=position)
         return
-    cur.execute(
-        sql.UPDATE_HOUSEHOLD,
-        (*summary.values(), position, household_id),
-    )
+    store.update_household(household_id, **summary, position=position)

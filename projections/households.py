@@ -12,10 +12,9 @@ from typing import Any
 import orjson
 
 from api.store.database import Cursor
-from projections import household_sql as sql
 from projections.customers import cents
 from projections.household_assign import Change, reassign
-from projections.household_graph import load_neighbourhood, rows_in, survivor_of
+from projections.household_graph import Person, load_neighbourhood, survivor_of
 from projections.household_queries import (
     get_household,
     household_of,
@@ -25,6 +24,7 @@ from projections.household_queries import (
     membership_history,
     memberships_of,
 )
+from projections.household_store import HouseholdStore, Relation, prefetch
 from projections.household_summary import refresh_household
 from projections.records import EventRecord
 
@@ -71,17 +71,22 @@ class HouseholdsProjection:
         self._reported: dict[str, int] = {}
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+        """Applies the page in log order to the rows in memory (`HouseholdStore`),
+        then writes them back."""
         self._reported = {}
+        store = HouseholdStore(cur)
+        prefetch(store, records)
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
             if handler is None:
                 continue
             if record.type != "BalanceReported":
-                self._flush_balances(cur)
-            handler(cur, record, record.data)
-        self._flush_balances(cur)
+                self._flush_balances(store)
+            handler(store, record, record.data)
+        self._flush_balances(store)
+        store.flush()
 
-    def _flush_balances(self, cur: Cursor) -> None:
+    def _flush_balances(self, store: HouseholdStore) -> None:
         """Rolls a run of balance reports into balances and households once.
 
         Monthly files are long runs of reports; refreshing per report would cost
@@ -92,186 +97,168 @@ class HouseholdsProjection:
         if not self._reported:
             return
         reported, self._reported = self._reported, {}
-        holders = rows_in(cur, sql.HOLDERS_OF_ACCOUNTS, list(reported))
         latest: dict[str, int] = {}
-        for row in holders:
-            position = reported[row["account_id"]]
-            latest[row["customer_id"]] = max(
-                position, latest.get(row["customer_id"], 0)
-            )
+        for account_id, holders in store.holders("account_id", reported).items():
+            for customer_id in holders:
+                latest[customer_id] = max(
+                    reported[account_id], latest.get(customer_id, 0)
+                )
         for customer_id in sorted(latest):
-            cur.execute(sql.REFRESH_BALANCE, (customer_id,))
+            store.refresh_balance(customer_id)
         households: dict[str, int] = {}
-        for row in rows_in(cur, sql.HOUSEHOLDS_OF_PEOPLE, sorted(latest)):
-            position = latest[row["customer_id"]]
-            households[row["household_id"]] = max(
-                position, households.get(row["household_id"], 0)
-            )
+        for customer_id in sorted(latest):
+            person = store.person(customer_id)
+            if person is not None and person.household_id is not None:
+                households[person.household_id] = max(
+                    latest[customer_id], households.get(person.household_id, 0)
+                )
         for household_id in sorted(households):
-            refresh_household(cur, household_id, households[household_id], touched=True)
+            refresh_household(
+                store, household_id, households[household_id], touched=True
+            )
 
     # helpers -----------------------------------------------------------------
 
     @staticmethod
-    def _household_of(cur: Cursor, customer_id: str) -> str | None:
-        row = cur.execute(sql.SELECT_PERSON, (customer_id,)).fetchone()
-        return None if row is None else row["household_id"]
-
-    def _seeds(self, cur: Cursor, customer_ids: list[str]) -> list[str]:
+    def _seeds(store: HouseholdStore, customer_ids: list[str]) -> list[str]:
         """The customers plus everyone in their current households and at their address."""
         seeds = list(customer_ids)
         for customer_id in customer_ids:
-            row = cur.execute(sql.SELECT_PERSON, (customer_id,)).fetchone()
-            if row is None:
+            person = store.person(customer_id)
+            if person is None:
                 continue
-            for query, value in (
-                (sql.LIVE_IN_HOUSEHOLD, row["household_id"]),
-                (sql.LIVE_AT_ADDRESS, row["address_key"]),
-                (sql.LIVE_WITH_NATIONAL_ID, row["national_id_hash"]),
-            ):
+            for column in ("household_id", "address_key", "national_id_hash"):
+                value = getattr(person, column)
                 if value is not None:
-                    seeds += [
-                        r["customer_id"]
-                        for r in cur.execute(query, (value,)).fetchall()
-                    ]
+                    seeds += store.live_with(column, (value,))
         return seeds
 
     @staticmethod
-    def _recompute(cur: Cursor, seeds: list[str], change: Change) -> None:
-        hood = load_neighbourhood(cur, seeds)
-        for household_id in sorted(reassign(cur, hood, change)):
-            refresh_household(cur, household_id, change.record.position)
+    def _recompute(store: HouseholdStore, seeds: list[str], change: Change) -> None:
+        hood = load_neighbourhood(store, seeds)
+        for household_id in sorted(reassign(store, hood, change)):
+            refresh_household(store, household_id, change.record.position)
 
-    def _refresh_of(self, cur: Cursor, record: EventRecord, customer_id: str) -> None:
-        household_id = self._household_of(cur, customer_id)
-        if household_id is not None:
-            refresh_household(cur, household_id, record.position)
+    @staticmethod
+    def _refresh_of(
+        store: HouseholdStore, record: EventRecord, customer_id: str
+    ) -> None:
+        person = store.person(customer_id)
+        if person is not None and person.household_id is not None:
+            refresh_household(store, person.household_id, record.position)
 
     # customers -----------------------------------------------------------------
 
     def _on_CustomerRegistered(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
-            sql.INSERT_PERSON,
-            (
-                data["customer_id"],
-                _dumps(data["address"]),
-                address_key(data["address"]),
-                data.get("national_id_hash"),
-                data["branch_code"],
-                data.get("region_code"),
-                record.position,
-            ),
+        store.insert_person(
+            Person(
+                customer_id=data["customer_id"],
+                address=_dumps(data["address"]),
+                address_key=address_key(data["address"]),
+                national_id_hash=data.get("national_id_hash"),
+                branch_code=data["branch_code"],
+                region_code=data.get("region_code"),
+                deceased=False,
+                merged_into=None,
+                registered_position=record.position,
+                head_designated_position=None,
+                balance_cents=0,
+                household_id=None,
+            )
         )
         change = Change(record, subject=data["customer_id"])
-        self._recompute(cur, [data["customer_id"]], change)
+        self._recompute(store, [data["customer_id"]], change)
 
     def _on_CustomerMoved(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
         customer_id = data["customer_id"]
-        seeds = self._seeds(cur, [customer_id])
-        cur.execute(
-            sql.UPDATE_ADDRESS,
-            (_dumps(data["address"]), address_key(data["address"]), customer_id),
+        seeds = self._seeds(store, [customer_id])
+        store.update_person(
+            customer_id,
+            address=_dumps(data["address"]),
+            address_key=address_key(data["address"]),
         )
-        self._recompute(cur, seeds, Change(record, subject=customer_id))
+        self._recompute(store, seeds, Change(record, subject=customer_id))
 
     def _on_CustomerDetailsCorrected(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
         if "national_id_hash" not in data:
             return
         customer_id = data["customer_id"]
-        seeds = self._seeds(cur, [customer_id])
-        cur.execute(sql.UPDATE_NATIONAL_ID, (data["national_id_hash"], customer_id))
-        self._recompute(cur, seeds, Change(record, subject=customer_id))
+        seeds = self._seeds(store, [customer_id])
+        store.update_person(customer_id, national_id_hash=data["national_id_hash"])
+        self._recompute(store, seeds, Change(record, subject=customer_id))
 
     def _on_CustomerDeceased(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(sql.UPDATE_DECEASED, (data["customer_id"],))
-        self._refresh_of(cur, record, data["customer_id"])
+        store.update_person(data["customer_id"], deceased=True)
+        self._refresh_of(store, record, data["customer_id"])
 
     def _on_HouseholdHeadDesignated(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(sql.UPDATE_HEAD, (record.position, data["customer_id"]))
-        self._refresh_of(cur, record, data["customer_id"])
+        store.update_person(
+            data["customer_id"], head_designated_position=record.position
+        )
+        self._refresh_of(store, record, data["customer_id"])
 
     def _on_RelationshipDeclared(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
-            sql.UPSERT_RELATION,
-            (
-                data["customer_id"],
-                data["related_customer_id"],
-                1 if data["same_household"] else 0,
-                data["relation"],
-                record.position,
-            ),
+        store.put_relation(
+            (data["customer_id"], data["related_customer_id"]),
+            Relation(data["same_household"], data["relation"], record.position),
         )
-        self._relink(cur, record, [data["customer_id"], data["related_customer_id"]])
+        self._relink(store, record, [data["customer_id"], data["related_customer_id"]])
 
     def _on_RelationshipEnded(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
-            sql.DELETE_RELATION, (data["customer_id"], data["related_customer_id"])
-        )
-        self._relink(cur, record, [data["customer_id"], data["related_customer_id"]])
+        store.put_relation((data["customer_id"], data["related_customer_id"]), None)
+        self._relink(store, record, [data["customer_id"], data["related_customer_id"]])
 
     def _relink(
-        self, cur: Cursor, record: EventRecord, customer_ids: list[str]
+        self, store: HouseholdStore, record: EventRecord, customer_ids: list[str]
     ) -> None:
-        live = [s for s in (survivor_of(cur, c) for c in customer_ids) if s]
-        self._recompute(cur, self._seeds(cur, live), Change(record))
+        live = [s for s in (survivor_of(store, c) for c in customer_ids) if s]
+        self._recompute(store, self._seeds(store, live), Change(record))
 
     def _on_CustomersMerged(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
         survivor, duplicate = data["survivor_id"], data["duplicate_id"]
-        seeds = self._seeds(cur, [survivor, duplicate])
-        cur.execute(sql.UPDATE_MERGED_INTO, (survivor, duplicate))
-        self._recompute(cur, seeds, Change(record, leaving=duplicate))
+        seeds = self._seeds(store, [survivor, duplicate])
+        store.update_person(duplicate, merged_into=survivor)
+        self._recompute(store, seeds, Change(record, leaving=duplicate))
 
     # accounts --------------------------------------------------------------------
 
     def _on_AccountOpened(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
         holders = [data["customer_id"], *data.get("joint_holder_ids", [])]
-        cur.execute(sql.INSERT_ACCOUNT, (data["account_id"], _dumps(holders)))
+        store.insert_account(data["account_id"], _dumps(holders))
         for holder in holders:
-            cur.execute(sql.INSERT_HOLDER, (data["account_id"], holder))
+            store.insert_holder(data["account_id"], holder)
 
     def _on_BalanceReported(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(
-            sql.UPDATE_BALANCE,
-            (
-                cents(data["balance"]),
-                data["as_of"],
-                record.position,
-                data["account_id"],
-                data["as_of"],
-            ),
+        store.report_balance(
+            data["account_id"], cents(data["balance"]), data["as_of"], record.position
         )
         self._reported[data["account_id"]] = record.position
 
     def _on_AccountClosed(
-        self, cur: Cursor, record: EventRecord, data: dict[str, Any]
+        self, store: HouseholdStore, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        cur.execute(sql.CLOSE_ACCOUNT, (data["account_id"],))
-        self._refresh_holders(cur, record, data["account_id"])
-
-    def _refresh_holders(
-        self, cur: Cursor, record: EventRecord, account_id: str
-    ) -> None:
-        rows = cur.execute(sql.HOLDERS_OF, (account_id,)).fetchall()
-        for holder in sorted(row["customer_id"] for row in rows):
-            cur.execute(sql.REFRESH_BALANCE, (holder,))
-            self._refresh_of(cur, record, holder)
+        store.close_account(data["account_id"])
+        holders = store.holders("account_id", (data["account_id"],))
+        for holder in sorted(holders[data["account_id"]]):
+            store.refresh_balance(holder)
+            self._refresh_of(store, record, holder)
