@@ -101,6 +101,13 @@ class KeyCache:
         self._entries: dict[str, tuple[ApiKey, float]] = {}
         self._generation = 0
 
+    def recent(self, key: str) -> ApiKey | None:
+        """The key if it was found valid less than `ttl` seconds ago (no database)."""
+        entry = self._entries.get(_hash(key))
+        if entry is not None and self.clock() < entry[1]:
+            return entry[0]
+        return None
+
     def authenticate(self, db: Database, key: str) -> ApiKey | None:
         key_hash = _hash(key)
         entry = self._entries.get(key_hash)

@@ -6,15 +6,17 @@ profile and posts only that customer's own orders and complaints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.bootstrap import Platform
 from api.http.errors import ApiError
-from api.keys import ApiKey, authenticate_cached
+from api.keys import ApiKey, authenticate_cached, key_cache
+from api.store.database import Database
 
 READERS = frozenset({"read", "audit", "admin"})
 AUDITORS = frozenset({"audit", "admin"})
@@ -58,17 +60,17 @@ def platform_of(request: Request) -> Platform:
     return platform
 
 
-def require(route: str) -> Callable[..., ApiKey]:
+def require(route: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that admits a valid key whose role may call `route`."""
     allowed = ROUTE_ROLES[route]
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     ) -> ApiKey:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise _unauthorized("an API key is required: Authorization: Bearer <key>")
-        key = authenticate_cached(platform_of(request).db, credentials.credentials)
+        key = await _authenticate(platform_of(request).db, credentials.credentials)
         if key is None:
             raise _unauthorized("unknown or revoked API key")
         if key.role not in allowed:
@@ -84,6 +86,14 @@ def require(route: str) -> Callable[..., ApiKey]:
         return key
 
     return dependency
+
+
+async def _authenticate(db: Database, key: str) -> ApiKey | None:
+    """From the key cache on the event loop; only a cache miss waits for a thread
+    (the dependency is async so that most requests skip that hop)."""
+    return key_cache(db).recent(key) or await run_in_threadpool(
+        authenticate_cached, db, key
+    )
 
 
 def check_customer_events(key: ApiKey, events: list[Any]) -> None:
