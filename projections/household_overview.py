@@ -1,8 +1,9 @@
-"""What a household view shows beside its members: holdings, value, complaints, last contact.
+"""A household as the API shows it: its row, members, holdings, value, complaints, last contact.
 
 Assembled at read time from the views that own each fact, so each view can be
-rebuilt alone. The value tier is relative to every other household, so callers
-pass tiers computed once for many reads (see `TierCache`).
+rebuilt alone, in one statement (`household_read_sql`). The value tier is
+relative to every other household, so callers pass tiers computed once for many
+reads (see `TierCache`).
 """
 
 from __future__ import annotations
@@ -10,72 +11,104 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from api.store.database import Cursor, Database
-from projections.complaints import open_complaints_of_household
-from projections.contact_history import household_history
+from projections.household_queries import household_row
+from projections.household_read_sql import HOUSEHOLD_BY_ID, HOUSEHOLD_OF_CUSTOMER
 from projections.household_value import household_values
 from projections.service_values import money_text
-
-HOLDINGS = """
-SELECT COUNT(*) AS account_count, COALESCE(SUM(a.balance_cents), 0) AS total_cents
-FROM (
-    SELECT DISTINCT h.account_id
-    FROM service_account_holders h
-    JOIN household_people p ON p.customer_id = h.customer_id
-    WHERE p.household_id = %s
-) held
-JOIN service_accounts a ON a.account_id = held.account_id
-WHERE a.status = 'open'
-"""
-
-PRODUCTS = """
-SELECT DISTINCT a.product
-FROM service_account_holders h
-JOIN household_people p ON p.customer_id = h.customer_id
-JOIN service_accounts a ON a.account_id = h.account_id
-WHERE p.household_id = %s AND a.status = 'open'
-ORDER BY a.product
-"""
 
 VALUE_POSITIONS = (
     "SELECT name, position FROM projection_positions "
     "WHERE name IN ('households', 'accounts') ORDER BY name"
 )
 
+CONTACT_KEYS = (
+    "occurred_at",
+    "recorded_at",
+    "type",
+    "channel",
+    "summary",
+    "customer_id",
+    "position",
+)
 
-def household_overview(
+
+@dataclass(frozen=True)
+class HouseholdRead:
+    household_id: str
+    row: dict[str, Any] | None
+    """The households row; None when there is no such household."""
+    members: list[dict[str, Any]]
+    """Current members with their names, earliest registered first."""
+    position: int
+    """How far the households view has read the log."""
+    overview: dict[str, Any]
+    """accounts, value_tier, open_complaints, last_contact."""
+
+
+def household_by_id(
     cur: Cursor, household_id: str, tiers: Mapping[str, str]
-) -> dict[str, Any]:
-    holdings = cur.execute(HOLDINGS, (household_id,)).fetchone() or {}
-    products = [
-        row["product"] for row in cur.execute(PRODUCTS, (household_id,)).fetchall()
-    ]
-    latest, _ = household_history(cur, household_id, limit=1)
-    return {
+) -> HouseholdRead:
+    found = _read(cur, HOUSEHOLD_BY_ID[cur.sqlite], household_id, tiers)
+    assert found is not None  # the statement always answers for a given id
+    return found
+
+
+def household_of_customer(
+    cur: Cursor, customer_id: str, tiers: Mapping[str, str]
+) -> HouseholdRead | None:
+    """The customer's current household; None when the customer is in none."""
+    return _read(cur, HOUSEHOLD_OF_CUSTOMER[cur.sqlite], customer_id, tiers)
+
+
+def _read(
+    cur: Cursor, sql: str, key: str, tiers: Mapping[str, str]
+) -> HouseholdRead | None:
+    row = cur.execute(sql, (key,)).fetchone()
+    if row is None or row["read_household_id"] is None:
+        return None
+    household_id = str(row.pop("read_household_id"))
+    position = int(row.pop("read_position"))
+    members = _members(row.pop("read_members"), cur.sqlite)
+    accounts = orjson.loads(row.pop("read_accounts"))
+    open_complaints = int(row.pop("read_open_complaints"))
+    contact = row.pop("read_last_contact")
+    products = accounts["products"] or []
+    overview = {
         "accounts": {
-            "count": int(holdings.get("account_count") or 0),
-            "total_balance": money_text(int(holdings.get("total_cents") or 0)),
-            "products": products,
+            "count": int(accounts["count"]),
+            "total_balance": money_text(int(accounts["total_cents"])),
+            "products": sorted(products) if cur.sqlite else products,
         },
         "value_tier": tiers.get(household_id),
-        "open_complaints": open_complaints_of_household(cur, household_id),
-        "last_contact": _contact(latest[0]) if latest else None,
+        "open_complaints": open_complaints,
+        "last_contact": None if contact is None else _contact(orjson.loads(contact)),
     }
+    return HouseholdRead(
+        household_id=household_id,
+        row=None if row["household_id"] is None else household_row(row),
+        members=members,
+        position=position,
+        overview=overview,
+    )
+
+
+def _members(text: str | None, unordered: bool) -> list[dict[str, Any]]:
+    members: list[dict[str, Any]] = orjson.loads(text) if text else []
+    for member in members:
+        member["deceased"] = bool(member["deceased"])
+    if unordered:
+        members.sort(key=lambda m: (m["registered_position"], m["customer_id"]))
+    return members
 
 
 def _contact(row: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "occurred_at",
-        "recorded_at",
-        "type",
-        "channel",
-        "summary",
-        "customer_id",
-        "position",
-    )
-    return {key: row.get(key) for key in keys}
+    return {key: row.get(key) for key in CONTACT_KEYS}
 
 
 class TierCache:

@@ -16,7 +16,7 @@ _MEMBERSHIP_COLUMNS = (
 )
 
 
-def _household_row(row: dict[str, Any]) -> dict[str, Any]:
+def household_row(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["address"] = None if row["address"] is None else orjson.loads(row["address"])
     row["mailable"] = bool(row["mailable"])
@@ -27,7 +27,7 @@ def get_household(cur: Cursor, household_id: str) -> dict[str, Any] | None:
     row = cur.execute(
         "SELECT * FROM households WHERE household_id = %s", (household_id,)
     ).fetchone()
-    return None if row is None else _household_row(row)
+    return None if row is None else household_row(row)
 
 
 def household_of(cur: Cursor, customer_id: str) -> str | None:
@@ -63,7 +63,7 @@ def list_households(
         "ORDER BY household_id LIMIT %s",
         (*params, max(1, min(limit, 1000))),
     ).fetchall()
-    return [_household_row(row) for row in rows]
+    return [household_row(row) for row in rows]
 
 
 def members(cur: Cursor, household_id: str) -> list[dict[str, Any]]:

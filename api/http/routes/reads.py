@@ -34,7 +34,13 @@ from api.keys import ApiKey
 from api.store.database import Cursor, Database
 from domain.national_id import protect
 from projections import contact_history, customers, households
-from projections.household_overview import TierCache, household_overview
+from projections.contact_history_queries import known_customer_history
+from projections.household_overview import (
+    HouseholdRead,
+    TierCache,
+    household_by_id,
+    household_of_customer,
+)
 from projections.household_queries import list_households as list_household_rows
 from projections.runner import read_position
 
@@ -109,7 +115,7 @@ def point_in_time(
 Limit = Query(50, ge=1, le=500)
 
 
-def history_filters(
+async def history_filters(
     cursor: str | None = Query(None, max_length=200),
     limit: int = Limit,
     channel: str | None = Query(None, max_length=32),
@@ -117,7 +123,8 @@ def history_filters(
     since: datetime | None = Query(None),
     until: datetime | None = Query(None),
 ) -> dict[str, Any]:
-    """The contact-history filters both history endpoints take."""
+    """The contact-history filters both history endpoints take (async: pure
+    parsing, so FastAPI need not hand it to a worker thread)."""
     return {
         "cursor": cursor,
         "limit": limit,
@@ -195,10 +202,10 @@ def get_customer_household(
     db, position = views_for(request, key, min_position, as_of)
     tiers = tiers_of(request, db)
     with db.transaction() as cur:
-        household_id = _household_id_of(cur, str(customer_id))
-        if household_id is None:
-            raise not_found("household for customer", str(customer_id))
-        answer = _household(cur, household_id, tiers)
+        found = household_of_customer(cur, str(customer_id), tiers)
+    if found is None:
+        raise not_found("household for customer", str(customer_id))
+    answer = _household(found)
     ids = frozenset(str(m["customer_id"]) for m in answer["members"])
     return point_in_time(request, answer, as_of, position, include_late, ids)
 
@@ -253,7 +260,8 @@ def get_household(
     db, position = views_for(request, key, min_position, as_of)
     tiers = tiers_of(request, db)
     with db.transaction() as cur:
-        answer = _household(cur, str(household_id), tiers)
+        found = household_by_id(cur, str(household_id), tiers)
+    answer = _household(found)
     ids = frozenset(str(m["customer_id"]) for m in answer["members"])
     return point_in_time(request, answer, as_of, position, include_late, ids)
 
@@ -272,11 +280,11 @@ def customer_contact_history(
 ) -> dict[str, Any]:
     """Every touchpoint with the customer, newest first."""
     db, position = views_for(request, key, min_position, as_of)
-    history = contact_history
     with db.transaction() as cur:
-        if customers.get_customer(cur, str(customer_id)) is None:
-            raise not_found("customer", str(customer_id))
-        page = _history_page(history.customer_history, cur, str(customer_id), filters)
+        found = _history(known_customer_history, cur, str(customer_id), filters)
+    if found is None:
+        raise not_found("customer", str(customer_id))
+    page = _history_page(found)
     ids = frozenset({str(customer_id)})
     return point_in_time(request, page, as_of, position, include_late, ids)
 
@@ -299,7 +307,9 @@ def household_contact_history(
     with db.transaction() as cur:
         if households.get_household(cur, str(household_id)) is None:
             raise not_found("household", str(household_id))
-        page = _history_page(history.household_history, cur, str(household_id), filters)
+        page = _history_page(
+            _history(history.household_history, cur, str(household_id), filters)
+        )
         ids = frozenset(
             str(m["customer_id"]) for m in households.members(cur, str(household_id))
         )
@@ -310,29 +320,23 @@ def _household_id_of(cur: Cursor, customer_id: str) -> str | None:
     return id_of(households.household_of(cur, customer_id), "household_id")
 
 
-def _household(cur: Cursor, household_id: str, tiers: dict[str, str]) -> dict[str, Any]:
-    row = households.get_household(cur, household_id)
-    if row is None:
-        raise not_found("household", household_id)
-    household = public(dict(row))
-    household.setdefault("household_id", household_id)
-    if "members" not in household:
-        household["members"] = households.members(cur, household_id)
+def _household(found: HouseholdRead) -> dict[str, Any]:
+    if found.row is None:
+        raise not_found("household", found.household_id)
+    household = public(dict(found.row))
+    household.setdefault("household_id", found.household_id)
     head = household.get("head_customer_id")
-    household["members"] = [_member(cur, dict(m), head) for m in household["members"]]
+    household["members"] = [_member(m, head) for m in found.members]
     if "position" in household:
         household["updated_position"] = household["position"]
-    household["position"] = read_position(cur, HOUSEHOLDS_PROJECTION)
-    household.update(household_overview(cur, household_id, tiers))
+    household["position"] = found.position
+    household.update(found.overview)
     return household
 
 
-def _member(cur: Cursor, member: dict[str, Any], head: Any) -> dict[str, Any]:
-    """A member as published: id, name, role, deceased, since (filled from the customer view)."""
+def _member(member: dict[str, Any], head: Any) -> dict[str, Any]:
+    """A member as published: id, name, role, deceased, since."""
     customer_id = member.get("customer_id")
-    if member.get("name") is None and customer_id is not None:
-        profile = customers.get_customer(cur, str(customer_id))
-        member["name"] = None if profile is None else profile.get("name")
     member.setdefault("role", "head" if head and customer_id == head else "member")
     return public(member)
 
@@ -355,13 +359,15 @@ def _utc(value: datetime | None, field: str) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
-def _history_page(
-    reader: Any, cur: Cursor, id_: str, filters: dict[str, Any]
-) -> dict[str, Any]:
+def _history(reader: Any, cur: Cursor, id_: str, filters: dict[str, Any]) -> Any:
     try:
-        rows, next_cursor = page_of(reader(cur, id_, **filters))
+        return reader(cur, id_, **filters)
     except ValueError:
         raise _bad_cursor() from None
+
+
+def _history_page(result: Any) -> dict[str, Any]:
+    rows, next_cursor = page_of(result)
     return {"entries": [public(dict(r)) for r in rows], "next_cursor": next_cursor}
 
 
