@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.store.database import Cursor
+from projections import contact_history_read_sql as read_sql
 from projections import contact_history_sql as sql
 
 MAX_LIMIT = 500
@@ -84,20 +85,37 @@ def _filters(
     return " AND ".join(clauses), params
 
 
-def _page(
-    cur: Cursor, template: str, key: str, limit: int, filters: dict[str, Any]
-) -> tuple[list[dict[str, Any]], str | None]:
+def _check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-    where, params = _filters(**filters)
-    query = template.format(filters=where, columns=sql.COLUMNS)
-    rows = cur.execute(query, (key, *params, limit + 1)).fetchall()
+
+
+def _page(
+    rows: list[dict[str, Any]], limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     for row in rows:
         row["position"] = int(row["position"])
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1]["position"])
+
+
+def _customer_rows(
+    cur: Cursor, customer_id: str, limit: int, filters: dict[str, Any]
+) -> tuple[bool, list[dict[str, Any]]]:
+    """(whether the customer is in the customers view, up to `limit` + 1 rows)."""
+    _check_limit(limit)
+    where, params = _filters(**filters)
+    query = read_sql.CUSTOMER_HISTORY[cur.sqlite].format(filters=where)
+    inner_limit = [] if cur.sqlite else [limit + 1]
+    rows = cur.execute(
+        query, (customer_id, *params, *inner_limit, limit + 1, customer_id)
+    ).fetchall()
+    known = bool(rows[0]["customer_known"])
+    for row in rows:
+        del row["customer_known"]
+    return known, [row for row in rows if row["position"] is not None]
 
 
 def customer_history(
@@ -119,7 +137,32 @@ def customer_history(
         "since": since,
         "until": until,
     }
-    return _page(cur, sql.CUSTOMER_HISTORY, customer_id, limit, filters)
+    _, rows = _customer_rows(cur, customer_id, limit, filters)
+    return _page(rows, limit)
+
+
+def known_customer_history(
+    cur: Cursor,
+    customer_id: str,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    channel: str | Sequence[str] | None = None,
+    types: str | Sequence[str] | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+) -> tuple[list[dict[str, Any]], str | None] | None:
+    """`customer_history`, or None when the customer is not in the customers view
+    (one statement for both)."""
+    filters = {
+        "cursor": cursor,
+        "channel": channel,
+        "types": types,
+        "since": since,
+        "until": until,
+    }
+    known, rows = _customer_rows(cur, customer_id, limit, filters)
+    return _page(rows, limit) if known else None
 
 
 def household_history(
@@ -134,11 +177,10 @@ def household_history(
     until: str | datetime | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Members' touchpoints while they were members (table `household_memberships`)."""
-    filters = {
-        "cursor": cursor,
-        "channel": channel,
-        "types": types,
-        "since": since,
-        "until": until,
-    }
-    return _page(cur, sql.HOUSEHOLD_HISTORY, household_id, limit, filters)
+    _check_limit(limit)
+    where, params = _filters(
+        cursor=cursor, channel=channel, types=types, since=since, until=until
+    )
+    query = sql.HOUSEHOLD_HISTORY.format(filters=where, columns=sql.COLUMNS)
+    rows = cur.execute(query, (household_id, *params, limit + 1)).fetchall()
+    return _page(rows, limit)

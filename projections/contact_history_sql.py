@@ -73,24 +73,8 @@ COLUMNS = """position, event_id, type, occurred_at, occurred_at_utc, recorded_at
 
 # Several rows can share a position (joint holders, a merge naming both records,
 # two members of one household): each query keeps one row per position, so the
-# position alone is a valid keyset cursor.
-
-CUSTOMER_HISTORY = """
-WITH RECURSIVE merged (customer_id, depth) AS (
-    SELECT CAST(%s AS TEXT), 0
-    UNION ALL
-    SELECT m.duplicate_id, merged.depth + 1
-    FROM contact_history_merges m JOIN merged ON m.survivor_id = merged.customer_id
-),
-candidates AS (
-    SELECT h.*, ROW_NUMBER() OVER (
-        PARTITION BY h.position ORDER BY merged.depth, h.customer_id
-    ) AS pick
-    FROM contact_history h JOIN merged ON h.customer_id = merged.customer_id
-    WHERE {filters}
-)
-SELECT {columns} FROM candidates WHERE pick = 1 ORDER BY position DESC LIMIT %s
-"""
+# position alone is a valid keyset cursor. A customer's history is read by
+# `contact_history_read_sql`.
 
 HOUSEHOLD_HISTORY = """
 WITH candidates AS (

@@ -7,11 +7,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api.bootstrap import Platform
+from api.http import create_app
+from api.keys import create_key
 from api.store.database import Cursor
 from projections.household_overview import TierCache
-from tests.factories import registered
+from tests.factories import account_opened, envelope, new_id, registered
 
 
 @contextmanager
@@ -46,3 +49,104 @@ def test_tier_cache_looks_at_the_views_at_most_once_per_max_age(
         now[0] = 9.9
         cache.tiers(platform.db)
         assert len(statements) == 1
+
+
+@pytest.fixture
+def client(platform: Platform) -> Iterator[TestClient]:
+    with TestClient(create_app(platform)) as test_client:
+        key = create_key(platform.db, "read")
+        test_client.headers["Authorization"] = f"Bearer {key}"
+        yield test_client
+
+
+@pytest.fixture
+def family(platform: Platform) -> dict[str, str]:
+    """A couple at one address, with a joint account, a fund, a complaint and a contact."""
+    husband = registered(name="王建国", line="北京市朝阳区建国路88号3号楼2单元501室")
+    wife = registered(name="李秀英", line="北京市朝阳区建国路88号3号楼2单元501室")
+    hid, wid = husband["data"]["customer_id"], wife["data"]["customer_id"]
+    joint = account_opened(hid)
+    joint["data"]["joint_holder_ids"] = [wid]
+    fund = account_opened(wid, product="fund")
+    balance = envelope(
+        "BalanceReported",
+        {
+            "account_id": joint["data"]["account_id"],
+            "balance": "250000.00",
+            "as_of": "2025-02-28",
+        },
+    )
+    complaint = envelope(
+        "ComplaintFiled",
+        {
+            "complaint_id": new_id(),
+            "customer_id": wid,
+            "channel": "phone",
+            "category": "fees",
+            "description": "年费扣款有误",
+        },
+    )
+    contact = envelope(
+        "ContactLogged",
+        {
+            "contact_id": new_id(),
+            "customer_id": hid,
+            "channel": "visit",
+            "direction": "outbound",
+            "topic": "理财回访",
+        },
+    )
+    events = [husband, wife, joint, fund, balance, complaint, contact]
+    platform.ingestor.ingest(events, atomic=True)
+    platform.runner.catch_up()
+    return {"husband": hid, "wife": wid}
+
+
+def test_each_read_is_one_statement_once_key_and_tiers_are_cached(
+    client: TestClient, family: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    husband = family["husband"]
+    paths = [
+        f"/v1/customers/{husband}/household",
+        f"/v1/customers/{husband}/contact-history",
+        f"/v1/customers/{new_id()}/household",
+        f"/v1/customers/{new_id()}/contact-history",
+    ]
+    assert client.get(paths[0]).status_code == 200  # fills the key and tier caches
+    for path in paths:
+        with counting_statements(monkeypatch) as statements:
+            response = client.get(path)
+        assert response.status_code in (200, 404), response.text
+        assert len(statements) == 1, (path, statements)
+
+
+def test_the_household_reads_the_same_by_member_and_by_id(
+    client: TestClient, family: dict[str, str]
+) -> None:
+    by_member = client.get(f"/v1/customers/{family['wife']}/household").json()
+    by_id = client.get(f"/v1/households/{by_member['household_id']}").json()
+    assert by_member == by_id
+    assert [m["name"] for m in by_id["members"]] == ["王建国", "李秀英"]
+    assert by_id["accounts"] == {
+        "count": 2,
+        "total_balance": "250000.00",
+        "products": ["deposit", "fund"],
+    }
+    assert by_id["open_complaints"] == 1
+    assert by_id["last_contact"]["type"] == "ContactLogged"
+    assert by_id["last_contact"]["customer_id"] == family["husband"]
+
+
+def test_unknown_customers_and_households_are_404s_naming_what_is_missing(
+    client: TestClient,
+) -> None:
+    nobody, nowhere = new_id(), new_id()
+    answers = {
+        f"/v1/customers/{nobody}/household": f"no household for customer {nobody}",
+        f"/v1/customers/{nobody}/contact-history": f"no customer {nobody}",
+        f"/v1/households/{nowhere}": f"no household {nowhere}",
+    }
+    for path, message in answers.items():
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["message"] == message
