@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -17,6 +18,7 @@ from api.cli_support import fail, platform_from_env, settings_from_env
 from api.keys import ROLES, create_key, revoke_key
 from api.store.ingest import Report
 from api.store.migrate import apply_migrations
+from api.store.prepare import Pending, Preparer
 
 cli = typer.Typer(
     help="Event-sourced customer interaction platform.",
@@ -268,36 +270,48 @@ def _ingest_items(
     batch: list[Any] = []
     line_numbers: list[int] = []
     pending_bytes = 0
-    for number, event, problem, read in items:
-        pending_bytes += read
-        if problem is not None:
-            typer.echo(f"line {number}: {problem}", err=True)
-            totals["rejected"] += 1
-            if strict:
-                fail(
-                    f"stopped at line {number} (--strict); earlier batches were stored"
-                )
-            continue
-        if event is None:
-            continue
-        batch.append(event)
-        line_numbers.append(number)
-        if len(batch) >= size:
-            _flush(platform, batch, line_numbers, totals, strict)
-            batch, line_numbers = [], []
-            if progress is not None:
-                progress.update(pending_bytes)
-                pending_bytes = 0
-    if batch:
-        _flush(platform, batch, line_numbers, totals, strict)
+    # Batches being validated ahead of the writer: (result, their line numbers).
+    ahead: deque[tuple[Pending, list[int]]] = deque()
+    with Preparer(
+        platform.settings.national_id_key, platform.settings.validation_workers
+    ) as preparer:
+        for number, event, problem, read in items:
+            pending_bytes += read
+            if problem is not None:
+                typer.echo(f"line {number}: {problem}", err=True)
+                totals["rejected"] += 1
+                if strict:
+                    fail(
+                        f"stopped at line {number} (--strict); earlier batches were stored"
+                    )
+                continue
+            if event is None:
+                continue
+            batch.append(event)
+            line_numbers.append(number)
+            if len(batch) >= size:
+                ahead.append((preparer.submit(batch), line_numbers))
+                batch, line_numbers = [], []
+                while len(ahead) > BATCHES_AHEAD:
+                    _flush(platform, *ahead.popleft(), totals, strict)
+                if progress is not None:
+                    progress.update(pending_bytes)
+                    pending_bytes = 0
+        if batch:
+            ahead.append((preparer.submit(batch), line_numbers))
+        while ahead:
+            _flush(platform, *ahead.popleft(), totals, strict)
     if progress is not None:
         progress.render_finish()
     return totals
 
 
+BATCHES_AHEAD = 2
+
+
 def _flush(
     platform: Platform,
-    batch: list[Any],
+    prepared: Pending,
     lines: list[int],
     totals: dict[str, int],
     strict: bool,
@@ -306,7 +320,7 @@ def _flush(
 
     if strict:
         try:
-            report = platform.ingestor.ingest(batch, atomic=True)
+            report = platform.ingestor.ingest_prepared(prepared.result(), atomic=True)
         except BatchRejected as error:
             for problem in error.problems:
                 typer.echo(
@@ -315,7 +329,7 @@ def _flush(
                 )
             fail("stopped (--strict): nothing from this batch was stored")
     else:
-        report = platform.ingestor.ingest(batch, atomic=False)
+        report = platform.ingestor.ingest_prepared(prepared.result(), atomic=False)
     _add(totals, report, lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +40,12 @@ class Settings(BaseSettings):
     ingest_batch_events: int = Field(
         default=1000, description="Events per transaction in `crm ingest`"
     )
+    ingest_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Processes validating ahead of the writer in `crm ingest` (unset: one per spare core; 0: none)",
+    )
     read_wait_seconds: float = Field(
         default=5.0, description="Longest a read waits for min_position"
     )
@@ -54,6 +61,12 @@ class Settings(BaseSettings):
         le=64,
         description="HTTP server processes in `crm serve` (one per core pays on PostgreSQL)",
     )
+
+    @property
+    def validation_workers(self) -> int:
+        if self.ingest_workers is not None:
+            return self.ingest_workers
+        return max(0, (os.cpu_count() or 1) - 1)
 
     @property
     def is_postgres(self) -> bool:

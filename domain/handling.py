@@ -64,8 +64,13 @@ class Decider:
         """Applies `event`; `data` is its stored form when the caller already made it."""
         if data is None:
             data = stored_data(event, self.national_id_key)
-        fields = fact_fields(event, data)
-        getattr(self, f"_on_{event.type}")(data, fields)
+        self.apply(event.type, data, fact_fields(event, data))
+
+    def apply(
+        self, event_type: str, data: dict[str, Any], fields: dict[str, Any]
+    ) -> None:
+        """Applies an event already in its stored form (`fields` as `fact_fields` makes them)."""
+        getattr(self, f"_on_{event_type}")(data, fields)
 
     # lookups -------------------------------------------------------------
 

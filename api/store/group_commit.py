@@ -185,7 +185,9 @@ class GroupCommitter:
         decided = []
         for candidate in fresh:
             try:
-                decider.handle(candidate.event, candidate.data)
+                decider.apply(
+                    candidate.event.type, candidate.data, candidate.event.fields
+                )
             except DomainError as error:
                 if self.ingestor.stored_meanwhile(candidate, request.report):
                     continue

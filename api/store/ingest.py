@@ -5,12 +5,10 @@ HTTP posts, `crm ingest` and `crm demo` all come through `Ingestor.ingest`.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import orjson
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
@@ -18,10 +16,11 @@ from eventsourcing.persistence import IntegrityError
 
 from api.store.application import CrmApplication
 from api.store.database import Database
+from api.store.prepare import Invalid, Prepared, prepare_batch
 from api.store.streams import AggregateCache, load_aggregates
-from domain.catalogue import FieldProblem, InvalidEvent, ValidEvent, parse_envelope
+from domain.catalogue import FieldProblem
 from domain.errors import Conflict, DomainError, RuleViolated
-from domain.handling import Decider, fact_fields, stored_data
+from domain.handling import Decider
 
 log = structlog.get_logger("crm.ingest")
 
@@ -86,9 +85,15 @@ class Report:
 @dataclass
 class _Candidate:
     index: int
-    event: ValidEvent
-    content_hash: bytes
-    data: dict[str, Any]  # `data` as it will be stored
+    event: Prepared
+
+    @property
+    def content_hash(self) -> bytes:
+        return self.event.content_hash
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.event.data
 
 
 class UnitOfWork:
@@ -136,13 +141,6 @@ def _referenced_ids(data: dict[str, Any]) -> list[UUID]:
     return ids + [UUID(v) for v in data.get("joint_holder_ids", [])]
 
 
-def content_hash(event: ValidEvent, data: dict[str, Any]) -> bytes:
-    fields = fact_fields(event, data)
-    fields["type"] = event.type
-    del fields["event_id"]
-    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
-
-
 class Ingestor:
     def __init__(
         self, app: CrmApplication, db: Database, national_id_key: bytes
@@ -154,8 +152,18 @@ class Ingestor:
 
     def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
         """Stores what is new; in an atomic batch any problem rejects all of it."""
-        report = Report.for_batch(raw_events)
-        candidates = self.validate(raw_events, report, atomic)
+        return self.ingest_prepared(
+            prepare_batch(raw_events, self.national_id_key), atomic=atomic
+        )
+
+    def ingest_prepared(
+        self, prepared: list[Prepared | Invalid], *, atomic: bool
+    ) -> Report:
+        """`ingest` of events validated beforehand (possibly in another process)."""
+        report = Report(
+            [Outcome(i, p.posted_id, "pending") for i, p in enumerate(prepared)]
+        )
+        candidates = self.screen(prepared, report, atomic)
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
             fresh = self._drop_known(candidates, report, atomic)
             try:
@@ -174,7 +182,7 @@ class Ingestor:
                     outcome.status, outcome.error = "rejected", first.error
         log.info(
             "ingest.batch",
-            events=len(raw_events),
+            events=len(prepared),
             stored=report.count("stored"),
             duplicates=report.count("duplicate"),
             rejected=report.count("rejected"),
@@ -185,21 +193,26 @@ class Ingestor:
     def validate(
         self, raw_events: list[Any], report: Report, atomic: bool
     ) -> list[_Candidate]:
+        return self.screen(
+            prepare_batch(raw_events, self.national_id_key), report, atomic
+        )
+
+    def screen(
+        self, prepared: list[Prepared | Invalid], report: Report, atomic: bool
+    ) -> list[_Candidate]:
+        """Candidates for the valid events; the invalid ones are marked rejected."""
         candidates: list[_Candidate] = []
         problems: list[Problem] = []
-        for index, raw in enumerate(raw_events):
-            try:
-                event = parse_envelope(raw)
-            except InvalidEvent as error:
-                report.outcomes[index].status = "rejected"
-                report.outcomes[index].error = error
-                problems += [
-                    _problem(index, error.event_id, p, error.code)
-                    for p in error.problems
-                ]
+        for index, item in enumerate(prepared):
+            if isinstance(item, Prepared):
+                candidates.append(_Candidate(index, item))
                 continue
-            data = stored_data(event, self.national_id_key)
-            candidates.append(_Candidate(index, event, content_hash(event, data), data))
+            error = item.error()
+            report.outcomes[index].status = "rejected"
+            report.outcomes[index].error = error
+            problems += [
+                _problem(index, error.event_id, p, error.code) for p in error.problems
+            ]
         if atomic and problems:
             raise BatchRejected("invalid_event", problems[0].message, problems)
         return candidates
@@ -221,14 +234,15 @@ class Ingestor:
     def stored_hashes(self, event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
         known: dict[str, tuple[bytes, int]] = {}
         with self.db.transaction() as cur:
-            for start in range(0, len(event_ids), 500):
-                chunk = event_ids[start : start + 500]
-                placeholders, params = self.db.in_list(chunk)
-                cur.execute(
-                    f"SELECT event_id, content_hash, position FROM crm_event_log WHERE event_id IN {placeholders}",
-                    params,
-                )
-                for row in cur.fetchall():
+            for start in range(0, len(event_ids), 1000):
+                chunk = event_ids[start : start + 1000]
+                if self.db.backend == "postgresql":
+                    sql = "SELECT event_id, content_hash, position FROM crm_event_log WHERE event_id = ANY(%s::uuid[])"
+                    params: list[Any] = [chunk]
+                else:
+                    placeholders, params = self.db.in_list(chunk)
+                    sql = f"SELECT event_id, content_hash, position FROM crm_event_log WHERE event_id IN {placeholders}"
+                for row in cur.execute(sql, params).fetchall():
                     known[str(row["event_id"])] = (
                         bytes(row["content_hash"]),
                         row["position"],
@@ -255,7 +269,9 @@ class Ingestor:
         accepted: list[_Candidate] = []
         for candidate in fresh:
             try:
-                decider.handle(candidate.event, candidate.data)
+                decider.apply(
+                    candidate.event.type, candidate.data, candidate.event.fields
+                )
             except DomainError as error:
                 if self.stored_meanwhile(candidate, report):
                     continue

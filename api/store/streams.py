@@ -9,7 +9,6 @@ for every batch.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -32,12 +31,17 @@ def clone(aggregate: Aggregate) -> Aggregate:
     their facts replace or update in place, so copying one level deep is
     enough (and far cheaper than deepcopy).
     """
-    twin = copy.copy(aggregate)
-    for name, value in vars(aggregate).items():
-        if isinstance(value, dict):
-            vars(twin)[name] = dict(value)
-        elif isinstance(value, list):
-            vars(twin)[name] = list(value)
+    twin = object.__new__(type(aggregate))
+    vars(twin).update(
+        {
+            name: dict(value)
+            if type(value) is dict
+            else list(value)
+            if type(value) is list
+            else value
+            for name, value in vars(aggregate).items()
+        }
+    )
     return twin
 
 
@@ -111,7 +115,13 @@ def _uuid(value: Any) -> UUID:
 
 def _versions(cur: Cursor, db: Database, ids: list[UUID]) -> dict[UUID, int]:
     if db.backend == "postgresql":
-        sql = "SELECT originator_id, max(originator_version) AS version FROM crm_events WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        # One index probe per id for its newest version; max() ... GROUP BY
+        # would walk every version of every long-lived account.
+        sql = (
+            "SELECT i.id AS originator_id, v.version FROM unnest(%s::uuid[]) AS i(id) "
+            "CROSS JOIN LATERAL (SELECT originator_version AS version FROM crm_events e "
+            "WHERE e.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) v"
+        )
         rows = cur.execute(sql, (ids,)).fetchall()
     else:
         placeholders, params = db.in_list([i.hex for i in ids])

@@ -1,0 +1,156 @@
+"""Validation of posted envelopes into their stored form: the part of ingest that
+needs no database, so `crm ingest` can run it in another process.
+
+A `Prepared` event is plain data (picklable): the fact fields exactly as they
+will be stored, and the hash that tells a retry from a conflicting re-post.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+
+from domain.catalogue import FieldProblem, InvalidEvent, parse_envelope
+from domain.handling import fact_fields, stored_data
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    type: str
+    event_id: str  # canonical form
+    posted_id: str  # as the client wrote it (echoed in answers)
+    data: dict[str, Any]  # `data` as stored (national IDs already hashed)
+    fields: dict[str, Any]  # event_id, occurred_at, source, actor, data
+    content_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """An envelope the catalogue refused: every problem, by field."""
+
+    posted_id: str | None
+    problems: tuple[tuple[str, str], ...]
+
+    def error(self) -> InvalidEvent:
+        return InvalidEvent(
+            [FieldProblem(field=f, message=m) for f, m in self.problems],
+            self.posted_id,
+        )
+
+
+def prepare(raw: Any, national_id_key: bytes) -> Prepared | Invalid:
+    try:
+        event = parse_envelope(raw)
+    except InvalidEvent as error:
+        return Invalid(
+            error.event_id, tuple((p.field, p.message) for p in error.problems)
+        )
+    data = stored_data(event, national_id_key)
+    fields = fact_fields(event, data)
+    return Prepared(
+        event.type,
+        fields["event_id"],
+        raw["event_id"],
+        data,
+        fields,
+        content_hash(event.type, fields),
+    )
+
+
+def prepare_batch(
+    raw_events: list[Any], national_id_key: bytes
+) -> list[Prepared | Invalid]:
+    return [prepare(raw, national_id_key) for raw in raw_events]
+
+
+def content_hash(event_type: str, fields: dict[str, Any]) -> bytes:
+    """The hash of what the event says, without its id (stable across retries)."""
+    hashed = {k: v for k, v in fields.items() if k != "event_id"}
+    hashed["type"] = event_type
+    return hashlib.sha256(orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+log = structlog.get_logger("crm.ingest")
+
+_worker_key: bytes = b""
+
+
+def _init_worker(national_id_key: bytes) -> None:
+    global _worker_key
+    _worker_key = national_id_key
+
+
+def _prepare_in_worker(raw_events: list[Any]) -> list[Prepared | Invalid]:
+    return prepare_batch(raw_events, _worker_key)
+
+
+class Preparer:
+    """Prepares batches ahead of the writer: in worker processes when `workers` > 0.
+
+    Validation is CPU-bound Python; in its own process it runs on another core
+    while the writer decides and saves the batch before. Results come back in
+    submission order. The pool starts with the second batch, so a small file
+    never pays for starting a process.
+    """
+
+    def __init__(self, national_id_key: bytes, workers: int) -> None:
+        self.national_id_key = national_id_key
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._submitted = 0
+
+    def submit(self, raw_events: list[Any]) -> Pending:
+        self._submitted += 1
+        if self.workers > 0 and self._submitted > 1:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(self.national_id_key,),
+                )
+            return Pending(
+                raw_events, self._pool.submit(_prepare_in_worker, raw_events), self
+            )
+        return Pending(raw_events, None, self)
+
+    def here(self, raw_events: list[Any]) -> list[Prepared | Invalid]:
+        return prepare_batch(raw_events, self.national_id_key)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Preparer:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+@dataclass
+class Pending:
+    """A batch on its way through a Preparer."""
+
+    raw_events: list[Any]
+    future: Future[list[Prepared | Invalid]] | None
+    preparer: Preparer
+
+    def result(self) -> list[Prepared | Invalid]:
+        if self.future is None:
+            return self.preparer.here(self.raw_events)
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): this process does the work.
+            log.warning("ingest.worker_lost", events=len(self.raw_events))
+            self.preparer.workers = 0
+            return self.preparer.here(self.raw_events)

@@ -1,0 +1,81 @@
+"""`crm ingest` validating in worker processes gives the same answers as in one process."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import cli
+from api.settings import Settings
+from api.store.prepare import Invalid, Pending, Prepared, Preparer, prepare
+from tests.factories import account_opened, envelope, registered
+
+
+def _lines() -> list[object]:
+    lines: list[object] = []
+    for n in range(12):
+        customer = registered(name=f"王{n}")
+        lines += [customer, account_opened(customer["data"]["customer_id"])]
+    bad = registered()
+    bad["data"]["name"] = 42
+    lines[5:5] = ["{truncated"]
+    lines[17:17] = [bad]
+    lines.append(
+        envelope(
+            "CustomerMoved",
+            {
+                "customer_id": str(uuid.uuid4()),
+                "address": {"line": "上海市浦东新区张杨路812弄"},
+            },
+        )
+    )
+    lines.append(lines[0])  # a retry of the first line: a duplicate
+    return lines
+
+
+def _ingest(
+    settings: Settings, path: Path, workers: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    monkeypatch.setenv("CRM_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CRM_SECRET_KEY", "worker-test-key")
+    monkeypatch.setenv("CRM_INGEST_WORKERS", workers)
+    result = CliRunner().invoke(cli, ["ingest", str(path), "--batch-size", "4"])
+    assert result.exit_code == 1, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_workers_store_and_report_exactly_what_one_process_does(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "\n".join(
+            x if isinstance(x, str) else orjson.dumps(x).decode() for x in _lines()
+        )
+        + "\n"
+    )
+    output = _ingest(settings, path, workers, monkeypatch)
+    assert "stored 24, duplicates 1, rejected 3" in output
+    assert "line 6: not valid JSON" in output
+    assert "line 18: data.name" in output
+    assert "line 27: data.customer_id" in output
+    again = _ingest(settings, path, workers, monkeypatch)
+    assert "stored 0, duplicates 25, rejected 3" in again
+
+
+def test_a_lost_worker_falls_back_to_this_process() -> None:
+    raw = [registered(), {"type": "Nope"}]
+    broken: Future[list[Prepared | Invalid]] = Future()
+    broken.set_exception(BrokenProcessPool("worker killed"))
+    preparer = Preparer(b"k", workers=1)
+    result = Pending(raw, broken, preparer).result()
+    assert [type(r) for r in result] == [Prepared, Invalid]
+    assert result[0] == prepare(raw[0], b"k")
+    assert preparer.workers == 0  # no more batches sent to a broken pool
