@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 
@@ -18,6 +19,12 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _orjson_dumps(value: object, **kwargs: object) -> str:
+    """One JSON line, several times faster than the json module (a line per request)."""
+    default = kwargs.get("default")
+    return orjson.dumps(value, default=default if callable(default) else str).decode()
+
+
 def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     use_console = log_format == "console" or (
         log_format == "auto" and sys.stderr.isatty()
@@ -25,7 +32,7 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
         if use_console
-        else structlog.processors.JSONRenderer()
+        else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     )
     structlog.configure(
         processors=[

@@ -435,7 +435,9 @@ class MailingPlanner:
             for aggregate, digest in facts
             for e in aggregate.pending_events
         }
-        recordings = self.platform.app.save(*(a for a, _ in facts), event_log=event_log)
+        recordings = self.platform.app.save_aggregates(
+            [a for a, _ in facts], event_log=event_log
+        )
         return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
 
     # answers -------------------------------------------------------------------
@@ -464,16 +466,19 @@ class MailingPlanner:
     ) -> dict[str, Any]:
         """The first answer stored for a request_id wins (two copies may race here)."""
         with self.platform.db.transaction() as cur:
-            cur.execute(
+            kept = cur.execute(
                 "INSERT INTO mailing_plan_requests (request_id, campaign_id, response, created_at) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING",
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING "
+                "RETURNING request_id",
                 (
                     request_id,
                     campaign_id,
                     orjson.dumps(answer).decode(),
                     datetime.now(UTC).isoformat(),
                 ),
-            )
+            ).fetchone()
+        if kept is not None:
+            return answer
         stored = self._stored_answer(request_id, campaign_id)
         assert stored is not None
         return stored
