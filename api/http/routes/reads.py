@@ -11,6 +11,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.audit.replay import late_arrivals, views_at
 from api.http.errors import ApiError
@@ -190,7 +191,7 @@ def get_customer(
 
 
 @router.get("/v1/customers/{customer_id}/household", response_model=Household)
-def get_customer_household(
+async def get_customer_household(
     request: Request,
     customer_id: UUID,
     min_position: int | None = MinPosition,
@@ -199,12 +200,31 @@ def get_customer_household(
     key: ApiKey = Depends(require("customers.household")),
 ) -> dict[str, Any]:
     """The household the customer belongs to now (or as of `as_of`)."""
+    return await run_in_threadpool(
+        _customer_household,
+        request,
+        str(customer_id),
+        key,
+        min_position,
+        as_of,
+        include_late,
+    )
+
+
+def _customer_household(
+    request: Request,
+    customer_id: str,
+    key: ApiKey,
+    min_position: int | None,
+    as_of: datetime | None,
+    include_late: bool,
+) -> dict[str, Any]:
     db, position = views_for(request, key, min_position, as_of)
     tiers = tiers_of(request, db)
     with db.transaction() as cur:
-        found = household_of_customer(cur, str(customer_id), tiers)
+        found = household_of_customer(cur, customer_id, tiers)
     if found is None:
-        raise not_found("household for customer", str(customer_id))
+        raise not_found("household for customer", customer_id)
     answer = _household(found)
     ids = frozenset(str(m["customer_id"]) for m in answer["members"])
     return point_in_time(request, answer, as_of, position, include_late, ids)
@@ -269,7 +289,7 @@ def get_household(
 @router.get(
     "/v1/customers/{customer_id}/contact-history", response_model=ContactHistoryPage
 )
-def customer_contact_history(
+async def customer_contact_history(
     request: Request,
     customer_id: UUID,
     filters: dict[str, Any] = Depends(history_filters),
@@ -279,14 +299,36 @@ def customer_contact_history(
     key: ApiKey = Depends(require("customers.contact_history")),
 ) -> dict[str, Any]:
     """Every touchpoint with the customer, newest first."""
+    return await run_in_threadpool(
+        _customer_contact_history,
+        request,
+        str(customer_id),
+        key,
+        filters,
+        min_position,
+        as_of,
+        include_late,
+    )
+
+
+def _customer_contact_history(
+    request: Request,
+    customer_id: str,
+    key: ApiKey,
+    filters: dict[str, Any],
+    min_position: int | None,
+    as_of: datetime | None,
+    include_late: bool,
+) -> dict[str, Any]:
     db, position = views_for(request, key, min_position, as_of)
     with db.transaction() as cur:
-        found = _history(known_customer_history, cur, str(customer_id), filters)
+        found = _history(known_customer_history, cur, customer_id, filters)
     if found is None:
-        raise not_found("customer", str(customer_id))
+        raise not_found("customer", customer_id)
     page = _history_page(found)
-    ids = frozenset({str(customer_id)})
-    return point_in_time(request, page, as_of, position, include_late, ids)
+    return point_in_time(
+        request, page, as_of, position, include_late, frozenset({customer_id})
+    )
 
 
 @router.get(
