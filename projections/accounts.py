@@ -24,6 +24,7 @@ from typing import Any
 
 from api.store.database import Cursor
 from projections import accounts_sql as sql
+from projections.base import ReadsAhead
 from projections.batch import Writes
 from projections.records import EventRecord
 from projections.service_values import cents, dumps, loads, money_text, utc_text
@@ -36,7 +37,7 @@ RECONCILIATION_RULE = (
 )
 
 
-class AccountsProjection:
+class AccountsProjection(ReadsAhead):
     name = "accounts"
     tables: tuple[str, ...] = (
         "service_accounts",
@@ -54,8 +55,15 @@ class AccountsProjection:
         # that one can be the latest balance (see _flush)
         self._latest: dict[str, tuple[str, int, int]] = {}
         self._updated: set[str] = set()  # accounts with updates not yet sent
+        self._clock: datetime | None = None  # the latest event time kept so far
 
-    def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+    def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
+        row = cur.execute(sql.SELECT_CLOCK).fetchone()
+        self._clock = (
+            None if row is None else datetime.fromisoformat(row["latest_occurred_at"])
+        )
+
+    def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._writes.clear()
         self._latest, self._updated = {}, set()
         for record in records:
@@ -78,16 +86,11 @@ class AccountsProjection:
         self._updated = set()
         self._writes.flush(cur)
 
-    @staticmethod
-    def _advance_clock(cur: Cursor, records: list[EventRecord]) -> None:
+    def _advance_clock(self, cur: Cursor, records: list[EventRecord]) -> None:
         if not records:
             return
         latest = max(datetime.fromisoformat(r.occurred_at) for r in records)
-        row = cur.execute(sql.SELECT_CLOCK).fetchone()
-        if (
-            row is not None
-            and datetime.fromisoformat(row["latest_occurred_at"]) >= latest
-        ):
+        if self._clock is not None and self._clock >= latest:
             return
         cur.execute(sql.UPSERT_CLOCK, (utc_text(latest),))
 
@@ -106,6 +109,7 @@ class AccountsProjection:
                 data["product"],
                 data.get("currency", "CNY"),
                 data["branch_code"],
+                "open",
                 utc_text(record.occurred_at),
                 record.position,
             ),
@@ -185,7 +189,7 @@ class AccountsProjection:
         self._flush(cur)
         rows = cur.execute(sql.HOLDINGS_OF, (data["duplicate_id"],)).fetchall()
         for row in rows:
-            cur.execute(sql.INSERT_HOLDER, (row["account_id"], data["survivor_id"]))
+            cur.execute(sql.INSERT_HOLDER.one, (row["account_id"], data["survivor_id"]))
         cur.execute(sql.DELETE_HOLDINGS_OF, (data["duplicate_id"],))
 
 

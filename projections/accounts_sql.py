@@ -1,14 +1,26 @@
 """SQL of the account-services view (projections/accounts.py)."""
 
-INSERT_ACCOUNT = (
-    "INSERT INTO service_accounts (account_id, customer_id, holder_ids, product, "
-    "currency, branch_code, status, opened_at, opened_position) "
-    "VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s)"
+from projections.batch import Bulk
+
+INSERT_ACCOUNT = Bulk.insert(
+    "service_accounts",
+    (
+        ("account_id", "text"),
+        ("customer_id", "text"),
+        ("holder_ids", "text"),
+        ("product", "text"),
+        ("currency", "text"),
+        ("branch_code", "text"),
+        ("status", "text"),
+        ("opened_at", "text"),
+        ("opened_position", "bigint"),
+    ),
 )
 
-INSERT_HOLDER = (
-    "INSERT INTO service_account_holders (account_id, customer_id) VALUES (%s, %s) "
-    "ON CONFLICT (customer_id, account_id) DO NOTHING"
+INSERT_HOLDER = Bulk.insert(
+    "service_account_holders",
+    (("account_id", "text"), ("customer_id", "text")),
+    "ON CONFLICT (customer_id, account_id) DO NOTHING",
 )
 
 HOLDINGS_OF = "SELECT account_id FROM service_account_holders WHERE customer_id = %s"
@@ -16,32 +28,68 @@ HOLDINGS_OF = "SELECT account_id FROM service_account_holders WHERE customer_id 
 DELETE_HOLDINGS_OF = "DELETE FROM service_account_holders WHERE customer_id = %s"
 
 # A report for an earlier date arriving late is history, not the latest balance.
-UPDATE_LATEST_BALANCE = (
-    "UPDATE service_accounts SET balance_cents = %s, balance_as_of = %s, "
+UPDATE_LATEST_BALANCE = Bulk(
+    one="UPDATE service_accounts SET balance_cents = %s, balance_as_of = %s, "
     "balance_position = %s WHERE account_id = %s "
-    "AND (balance_as_of IS NULL OR balance_as_of <= %s)"
+    "AND (balance_as_of IS NULL OR balance_as_of <= %s)",
+    many="UPDATE service_accounts AS a SET balance_cents = v.balance_cents, "
+    "balance_as_of = v.as_of, balance_position = v.position FROM {rows} "
+    "WHERE a.account_id = v.account_id "
+    "AND (a.balance_as_of IS NULL OR a.balance_as_of <= v.as_of)",
+    columns=(
+        ("balance_cents", "bigint"),
+        ("as_of", "text"),
+        ("position", "bigint"),
+        ("account_id", "text"),
+        ("as_of_again", "text"),
+    ),
 )
 
-INSERT_BALANCE_REPORT = (
-    "INSERT INTO account_balance_reports (account_id, position, event_id, as_of, "
-    "balance_cents, occurred_at, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+INSERT_BALANCE_REPORT = Bulk.insert(
+    "account_balance_reports",
+    (
+        ("account_id", "text"),
+        ("position", "bigint"),
+        ("event_id", "text"),
+        ("as_of", "text"),
+        ("balance_cents", "bigint"),
+        ("occurred_at", "text"),
+        ("recorded_at", "text"),
+    ),
 )
 
-INSERT_FEE = (
-    "INSERT INTO account_fees (account_id, position, event_id, kind, amount_cents, "
-    "occurred_at, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+INSERT_FEE = Bulk.insert(
+    "account_fees",
+    (
+        ("account_id", "text"),
+        ("position", "bigint"),
+        ("event_id", "text"),
+        ("kind", "text"),
+        ("amount_cents", "bigint"),
+        ("occurred_at", "text"),
+        ("recorded_at", "text"),
+    ),
 )
 
 # A statement issued again for the same period replaces the earlier one.
-UPSERT_STATEMENT = (
-    "INSERT INTO account_statements (account_id, period, closing_balance_cents, "
-    "fees_total_cents, position, event_id, occurred_at, recorded_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+UPSERT_STATEMENT = Bulk.insert(
+    "account_statements",
+    (
+        ("account_id", "text"),
+        ("period", "text"),
+        ("closing_balance_cents", "bigint"),
+        ("fees_total_cents", "bigint"),
+        ("position", "bigint"),
+        ("event_id", "text"),
+        ("occurred_at", "text"),
+        ("recorded_at", "text"),
+    ),
     "ON CONFLICT (account_id, period) DO UPDATE SET "
     "closing_balance_cents = excluded.closing_balance_cents, "
     "fees_total_cents = excluded.fees_total_cents, position = excluded.position, "
     "event_id = excluded.event_id, occurred_at = excluded.occurred_at, "
-    "recorded_at = excluded.recorded_at"
+    "recorded_at = excluded.recorded_at",
+    key=(0, 1),
 )
 
 CLOSE_ACCOUNT = (

@@ -2,29 +2,105 @@
 
 A projection reads what a page needs in a few IN-list queries, keeps what it
 writes in memory for the rest of the page, and sends its writes once, one
-`executemany` per statement. On PostgreSQL (pipeline mode) a read waits for
-every statement sent before it, so per-event reads, not writes, are what cost.
+statement per kind. On PostgreSQL (pipeline mode) a read waits for every
+statement sent before it, so reads go first; and a statement run once per row
+costs the client far more than the row costs the server, so the rows of a
+`Bulk` statement travel as one JSON array in one statement. SQLite, in process,
+runs the one-row statement for every row (`executemany`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from api.store.database import Cursor
 
 CHUNK = 500
 
 
+@dataclass(frozen=True, eq=False)
+class Bulk:
+    """A write of many rows in one statement on PostgreSQL.
+
+    `one` writes one row (`%s` per column, in `columns` order); `many` writes
+    all of them, reading `{rows}`: a subquery `v` with the typed `columns`.
+    With `key` (column positions), rows are sent in order but a later row with
+    the same key replaces an earlier one, as a second upsert or overwriting
+    update of that key would: only the last is sent, so `many` never touches a
+    row twice.
+    """
+
+    one: str
+    many: str
+    columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type)
+    key: tuple[int, ...] = ()
+    _sql: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values = ", ".join(
+            f"(r->>{i})::{kind} AS {name}"
+            for i, (name, kind) in enumerate(self.columns)
+        )
+        rows = f"(SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r) AS v"
+        object.__setattr__(self, "_sql", self.many.format(rows=rows))
+
+    @classmethod
+    def insert(
+        cls,
+        table: str,
+        columns: tuple[tuple[str, str], ...],
+        tail: str = "",
+        key: tuple[int, ...] = (),
+    ) -> Bulk:
+        """INSERT of every column, then `tail` (an ON CONFLICT clause, say)."""
+        names = ", ".join(name for name, _ in columns)
+        placeholders = ", ".join(["%s"] * len(columns))
+        return cls(
+            one=f"INSERT INTO {table} ({names}) VALUES ({placeholders}) {tail}",
+            many=f"INSERT INTO {table} ({names}) SELECT {names} FROM {{rows}} {tail}",
+            columns=columns,
+            key=key,
+        )
+
+    def send(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if cur.sqlite:
+            cur.executemany(self.one, rows)
+            return
+        if self.key:
+            last = {tuple(row[i] for i in self.key): row for row in rows}
+            rows = list(last.values())
+        cur.execute(self._sql, (orjson.dumps(rows).decode(),))
+
+
+def send(cur: Cursor, statement: str | Bulk, rows: Sequence[Sequence[Any]]) -> None:
+    if isinstance(statement, Bulk):
+        statement.send(cur, rows)
+    else:
+        cur.executemany(statement, rows)
+
+
 def rows_in(
     cur: Cursor, query: str, values: Iterable[Any], *, repeat: int = 1
 ) -> list[dict[str, Any]]:
-    """Rows of `query` for every value, 500 at a time.
+    """Rows of `query` for every value.
 
-    `query` has an `{ids}` placeholder, used `repeat` times (each use gets the
-    same values).
+    `query` has `IN {ids}`, `repeat` times (each gets the same values). On
+    PostgreSQL it becomes `= ANY(%s)` with one array, so the statement's text is
+    the same whatever the number of values; SQLite gets IN-lists of 500 values.
     """
     wanted = sorted(set(values))
+    if not wanted:
+        return []
+    if not cur.sqlite:
+        return cur.execute(
+            query.replace("IN {ids}", "= ANY(%s)"), [wanted] * repeat
+        ).fetchall()
     size = CHUNK // repeat
     rows: list[dict[str, Any]] = []
     for start in range(0, len(wanted), size):
@@ -45,19 +121,19 @@ class Writes:
     and flushes before anything that must see them.
     """
 
-    def __init__(self, first: Sequence[str] = ()) -> None:
+    def __init__(self, first: Sequence[str | Bulk] = ()) -> None:
         self._first = tuple(first)
-        self._rows: dict[str, list[Sequence[Any]]] = {}
+        self._rows: dict[str | Bulk, list[Sequence[Any]]] = {}
         self.clear()
 
     def clear(self) -> None:
         """Drops unsent writes (a page that failed leaves some behind)."""
         self._rows = {sql: [] for sql in self._first}
 
-    def add(self, sql: str, row: Sequence[Any]) -> None:
+    def add(self, sql: str | Bulk, row: Sequence[Any]) -> None:
         self._rows.setdefault(sql, []).append(row)
 
-    def extend(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    def extend(self, sql: str | Bulk, rows: Iterable[Sequence[Any]]) -> None:
         self._rows.setdefault(sql, []).extend(rows)
 
     def __bool__(self) -> bool:
@@ -67,7 +143,7 @@ class Writes:
         pending = self._rows
         self.clear()
         for sql, rows in pending.items():
-            cur.executemany(sql, rows)
+            send(cur, sql, rows)
 
 
 class PageTable:
@@ -111,13 +187,13 @@ class Statements:
     matters (several statements set one row's columns), unlike `Writes`."""
 
     def __init__(self) -> None:
-        self._runs: list[tuple[str, list[Sequence[Any]]]] = []
+        self._runs: list[tuple[str | Bulk, list[Sequence[Any]]]] = []
 
     def clear(self) -> None:
         self._runs = []
 
-    def add(self, sql: str, row: Sequence[Any]) -> None:
-        if self._runs and self._runs[-1][0] == sql:
+    def add(self, sql: str | Bulk, row: Sequence[Any]) -> None:
+        if self._runs and self._runs[-1][0] is sql:
             self._runs[-1][1].append(row)
         else:
             self._runs.append((sql, [row]))
@@ -125,4 +201,4 @@ class Statements:
     def flush(self, cur: Cursor) -> None:
         runs, self._runs = self._runs, []
         for sql, rows in runs:
-            cur.executemany(sql, rows)
+            send(cur, sql, rows)

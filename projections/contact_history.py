@@ -16,6 +16,7 @@ from typing import Any
 
 from api.store.database import Cursor
 from projections import contact_history_sql as sql
+from projections.base import ReadsAhead
 from projections.batch import PageTable, Writes
 from projections.contact_history_queries import (
     InvalidCursor,
@@ -47,7 +48,7 @@ class Attribution:
 _CUSTOMER_FIELDS = ("customer_id", "related_customer_id", "survivor_id", "duplicate_id")
 
 
-class ContactHistoryProjection:
+class ContactHistoryProjection(ReadsAhead):
     name: str = "contact_history"
     tables: tuple[str, ...] = sql.TABLES
 
@@ -70,14 +71,17 @@ class ContactHistoryProjection:
             self._mailings,
         )
 
-    def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
-        self._writes.clear()
+    def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
         for table in self._tables:
             table.clear()
-        mine = [(r, h) for r in records if (h := self._handler(r.type)) is not None]
-        self._prefetch(cur, [r for r, _ in mine])
-        for record, handler in mine:
-            self._apply_one(cur, record, handler)
+        self._prefetch(cur, [r for r in records if self._handler(r.type)])
+
+    def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._writes.clear()
+        for record in records:
+            handler = self._handler(record.type)
+            if handler is not None:
+                self._apply_one(cur, record, handler)
         self._writes.flush(cur)
 
     def _handler(self, type_: str) -> Any:

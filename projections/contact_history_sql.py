@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from projections.batch import Bulk
+
 TABLES = (
     "contact_history",
     "contact_history_customers",
@@ -14,59 +16,83 @@ TABLES = (
     "contact_history_merges",
 )
 
-INSERT_ROW = """
-INSERT INTO contact_history (customer_id, position, event_id, type, occurred_at,
-    occurred_at_utc, recorded_at, source, actor, channel, summary)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (customer_id, position) DO NOTHING
-"""
+INSERT_ROW = Bulk.insert(
+    "contact_history",
+    (
+        ("customer_id", "text"),
+        ("position", "bigint"),
+        ("event_id", "text"),
+        ("type", "text"),
+        ("occurred_at", "text"),
+        ("occurred_at_utc", "text"),
+        ("recorded_at", "text"),
+        ("source", "text"),
+        ("actor", "text"),
+        ("channel", "text"),
+        ("summary", "text"),
+    ),
+    "ON CONFLICT (customer_id, position) DO NOTHING",
+)
 
-UPSERT_CUSTOMER = """
-INSERT INTO contact_history_customers (customer_id, name) VALUES (%s, %s)
-ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name
-"""
+UPSERT_CUSTOMER = Bulk.insert(
+    "contact_history_customers",
+    (("customer_id", "text"), ("name", "text")),
+    "ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name",
+    key=(0,),
+)
 
-UPSERT_ORDER = """
-INSERT INTO contact_history_orders (order_id, customer_id, product) VALUES (%s, %s, %s)
-ON CONFLICT (order_id) DO UPDATE
-SET customer_id = excluded.customer_id, product = excluded.product
-"""
+UPSERT_ORDER = Bulk.insert(
+    "contact_history_orders",
+    (("order_id", "text"), ("customer_id", "text"), ("product", "text")),
+    "ON CONFLICT (order_id) DO UPDATE "
+    "SET customer_id = excluded.customer_id, product = excluded.product",
+    key=(0,),
+)
 
-UPSERT_COMPLAINT = """
-INSERT INTO contact_history_complaints (complaint_id, customer_id, category)
-VALUES (%s, %s, %s)
-ON CONFLICT (complaint_id) DO UPDATE
-SET customer_id = excluded.customer_id, category = excluded.category
-"""
+UPSERT_COMPLAINT = Bulk.insert(
+    "contact_history_complaints",
+    (("complaint_id", "text"), ("customer_id", "text"), ("category", "text")),
+    "ON CONFLICT (complaint_id) DO UPDATE "
+    "SET customer_id = excluded.customer_id, category = excluded.category",
+    key=(0,),
+)
 
-UPSERT_ACCOUNT = """
-INSERT INTO contact_history_accounts (account_id, product, currency) VALUES (%s, %s, %s)
-ON CONFLICT (account_id) DO UPDATE
-SET product = excluded.product, currency = excluded.currency
-"""
-ADD_HOLDER = """
-INSERT INTO contact_history_account_holders (account_id, customer_id) VALUES (%s, %s)
-ON CONFLICT (account_id, customer_id) DO NOTHING
-"""
+UPSERT_ACCOUNT = Bulk.insert(
+    "contact_history_accounts",
+    (("account_id", "text"), ("product", "text"), ("currency", "text")),
+    "ON CONFLICT (account_id) DO UPDATE "
+    "SET product = excluded.product, currency = excluded.currency",
+    key=(0,),
+)
+ADD_HOLDER = Bulk.insert(
+    "contact_history_account_holders",
+    (("account_id", "text"), ("customer_id", "text")),
+    "ON CONFLICT (account_id, customer_id) DO NOTHING",
+)
 
-UPSERT_CAMPAIGN = """
-INSERT INTO contact_history_campaigns (campaign_id, name, channel) VALUES (%s, %s, %s)
-ON CONFLICT (campaign_id) DO UPDATE SET name = excluded.name, channel = excluded.channel
-"""
+UPSERT_CAMPAIGN = Bulk.insert(
+    "contact_history_campaigns",
+    (("campaign_id", "text"), ("name", "text"), ("channel", "text")),
+    "ON CONFLICT (campaign_id) DO UPDATE "
+    "SET name = excluded.name, channel = excluded.channel",
+    key=(0,),
+)
 
-UPSERT_MAILING = """
-INSERT INTO contact_history_mailings (mailing_id, customer_id, campaign_id)
-VALUES (%s, %s, %s)
-ON CONFLICT (mailing_id) DO UPDATE
-SET customer_id = excluded.customer_id, campaign_id = excluded.campaign_id
-"""
+UPSERT_MAILING = Bulk.insert(
+    "contact_history_mailings",
+    (("mailing_id", "text"), ("customer_id", "text"), ("campaign_id", "text")),
+    "ON CONFLICT (mailing_id) DO UPDATE "
+    "SET customer_id = excluded.customer_id, campaign_id = excluded.campaign_id",
+    key=(0,),
+)
 
-UPSERT_MERGE = """
-INSERT INTO contact_history_merges (duplicate_id, survivor_id, position)
-VALUES (%s, %s, %s)
-ON CONFLICT (duplicate_id) DO UPDATE
-SET survivor_id = excluded.survivor_id, position = excluded.position
-"""
+UPSERT_MERGE = Bulk.insert(
+    "contact_history_merges",
+    (("duplicate_id", "text"), ("survivor_id", "text"), ("position", "bigint")),
+    "ON CONFLICT (duplicate_id) DO UPDATE "
+    "SET survivor_id = excluded.survivor_id, position = excluded.position",
+    key=(0,),
+)
 
 COLUMNS = """position, event_id, type, occurred_at, occurred_at_utc, recorded_at,
     source, actor, customer_id, channel, summary"""

@@ -10,6 +10,7 @@ import orjson
 
 from api.store.database import Cursor
 from projections import customers_sql as sql
+from projections.base import ReadsAhead
 from projections.batch import PageTable, Statements
 from projections.records import EventRecord
 
@@ -50,7 +51,7 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-class CustomersProjection:
+class CustomersProjection(ReadsAhead):
     """Writes go out in log order at the end of each page (`Statements`); the
     consents and account holders a page needs are read once, up front."""
 
@@ -68,10 +69,9 @@ class CustomersProjection:
         # the kept one, so the latest (as_of, position) of a run wins
         self._latest: dict[str, tuple[str, int, int]] = {}
 
-    def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+    def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._out.clear()
         self._moved_accounts, self._latest = {}, {}
-        self._prefetch(cur, records)
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
             if handler is None:
@@ -82,7 +82,7 @@ class CustomersProjection:
         self._refresh_totals()
         self._out.flush(cur)
 
-    def _prefetch(self, cur: Cursor, records: list[EventRecord]) -> None:
+    def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._consents.clear()
         self._holders.clear()
         customers = set()

@@ -6,6 +6,8 @@ writes back whole rows once per page (see `household_store`).
 
 from __future__ import annotations
 
+from projections.batch import Bulk
+
 PERSON_COLUMNS = (
     "customer_id, address, address_key, national_id_hash, branch_code, region_code, "
     "deceased, merged_into, registered_position, head_designated_position, "
@@ -22,57 +24,79 @@ PEOPLE_WHERE = {
     for column in ("address_key", "national_id_hash", "household_id", "merged_into")
 }
 
-UPSERT_PERSON = f"""
-INSERT INTO household_people ({PERSON_COLUMNS})
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (customer_id) DO UPDATE SET address = excluded.address,
-    address_key = excluded.address_key, national_id_hash = excluded.national_id_hash,
-    branch_code = excluded.branch_code, region_code = excluded.region_code,
-    deceased = excluded.deceased, merged_into = excluded.merged_into,
-    registered_position = excluded.registered_position,
-    head_designated_position = excluded.head_designated_position,
-    balance_cents = excluded.balance_cents, household_id = excluded.household_id
-"""
+UPSERT_PERSON = Bulk.insert(
+    "household_people",
+    (
+        ("customer_id", "text"),
+        ("address", "text"),
+        ("address_key", "text"),
+        ("national_id_hash", "text"),
+        ("branch_code", "text"),
+        ("region_code", "text"),
+        ("deceased", "integer"),
+        ("merged_into", "text"),
+        ("registered_position", "bigint"),
+        ("head_designated_position", "bigint"),
+        ("balance_cents", "bigint"),
+        ("household_id", "text"),
+    ),
+    "ON CONFLICT (customer_id) DO UPDATE SET address = excluded.address, "
+    "address_key = excluded.address_key, national_id_hash = excluded.national_id_hash, "
+    "branch_code = excluded.branch_code, region_code = excluded.region_code, "
+    "deceased = excluded.deceased, merged_into = excluded.merged_into, "
+    "registered_position = excluded.registered_position, "
+    "head_designated_position = excluded.head_designated_position, "
+    "balance_cents = excluded.balance_cents, household_id = excluded.household_id",
+    key=(0,),
+)
 
 RELATIONS_OF = """
 SELECT customer_id, related_customer_id, same_household, relation, position
 FROM household_relations WHERE customer_id IN {ids} OR related_customer_id IN {ids}
 """
 
-UPSERT_RELATION = """
-INSERT INTO household_relations (customer_id, related_customer_id, same_household,
-    relation, position)
-VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (customer_id, related_customer_id) DO UPDATE SET
-    same_household = excluded.same_household, relation = excluded.relation,
-    position = excluded.position
-"""
+UPSERT_RELATION = Bulk.insert(
+    "household_relations",
+    (
+        ("customer_id", "text"),
+        ("related_customer_id", "text"),
+        ("same_household", "integer"),
+        ("relation", "text"),
+        ("position", "bigint"),
+    ),
+    "ON CONFLICT (customer_id, related_customer_id) DO UPDATE SET "
+    "same_household = excluded.same_household, relation = excluded.relation, "
+    "position = excluded.position",
+    key=(0, 1),
+)
 
 DELETE_RELATION = """
 DELETE FROM household_relations WHERE customer_id = %s AND related_customer_id = %s
 """
 
 ACCOUNT_COLUMNS = (
-    "account_id",
-    "holder_ids",
-    "is_open",
-    "balance_cents",
-    "balance_as_of",
-    "balance_position",
+    ("account_id", "text"),
+    ("holder_ids", "text"),
+    ("is_open", "integer"),
+    ("balance_cents", "bigint"),
+    ("balance_as_of", "text"),
+    ("balance_position", "bigint"),
 )
 
 ACCOUNTS_IN = (
-    f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM household_accounts "
+    f"SELECT {', '.join(name for name, _ in ACCOUNT_COLUMNS)} FROM household_accounts "
     "WHERE account_id IN {ids}"
 )
 
-UPSERT_ACCOUNT = f"""
-INSERT INTO household_accounts ({", ".join(ACCOUNT_COLUMNS)})
-VALUES (%s, %s, %s, %s, %s, %s)
-ON CONFLICT (account_id) DO UPDATE SET holder_ids = excluded.holder_ids,
-    is_open = excluded.is_open, balance_cents = excluded.balance_cents,
-    balance_as_of = excluded.balance_as_of, balance_position = excluded.balance_position
-"""
+UPSERT_ACCOUNT = Bulk.insert(
+    "household_accounts",
+    ACCOUNT_COLUMNS,
+    "ON CONFLICT (account_id) DO UPDATE SET holder_ids = excluded.holder_ids, "
+    "is_open = excluded.is_open, balance_cents = excluded.balance_cents, "
+    "balance_as_of = excluded.balance_as_of, "
+    "balance_position = excluded.balance_position",
+    key=(0,),
+)
 
 HOLDERS_WHERE = {
     column: "SELECT account_id, customer_id FROM household_account_holders "
@@ -80,38 +104,44 @@ HOLDERS_WHERE = {
     for column in ("account_id", "customer_id")
 }
 
-INSERT_HOLDER = """
-INSERT INTO household_account_holders (account_id, customer_id) VALUES (%s, %s)
-ON CONFLICT (customer_id, account_id) DO NOTHING
-"""
+INSERT_HOLDER = Bulk.insert(
+    "household_account_holders",
+    (("account_id", "text"), ("customer_id", "text")),
+    "ON CONFLICT (customer_id, account_id) DO NOTHING",
+)
 
 HOUSEHOLD_SUMMARY_COLUMNS = (
-    "address",
-    "address_key",
-    "head_customer_id",
-    "primary_recipient_id",
-    "member_count",
-    "branch_code",
-    "region_code",
-    "mailable",
-    "not_mailable_reason",
-    "position",
+    ("address", "text"),
+    ("address_key", "text"),
+    ("head_customer_id", "text"),
+    ("primary_recipient_id", "text"),
+    ("member_count", "integer"),
+    ("branch_code", "text"),
+    ("region_code", "text"),
+    ("mailable", "integer"),
+    ("not_mailable_reason", "text"),
+    ("position", "bigint"),
 )
-HOUSEHOLD_COLUMNS = ("household_id", "created_position", *HOUSEHOLD_SUMMARY_COLUMNS)
+HOUSEHOLD_COLUMNS = (
+    ("household_id", "text"),
+    ("created_position", "bigint"),
+    *HOUSEHOLD_SUMMARY_COLUMNS,
+)
 
 HOUSEHOLDS_IN = "SELECT * FROM households WHERE household_id IN {ids}"
 
-INSERT_HOUSEHOLD = f"""
-INSERT INTO households ({", ".join(HOUSEHOLD_COLUMNS)})
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
+INSERT_HOUSEHOLD = Bulk.insert("households", HOUSEHOLD_COLUMNS)
 
-UPDATE_HOUSEHOLD = """
-UPDATE households SET address = %s, address_key = %s, head_customer_id = %s,
-    primary_recipient_id = %s, member_count = %s, branch_code = %s, region_code = %s,
-    mailable = %s, not_mailable_reason = %s, position = %s
-WHERE household_id = %s
-"""
+UPDATE_HOUSEHOLD = Bulk(
+    one="UPDATE households SET "
+    + ", ".join(f"{name} = %s" for name, _ in HOUSEHOLD_SUMMARY_COLUMNS)
+    + " WHERE household_id = %s",
+    many="UPDATE households AS h SET "
+    + ", ".join(f"{name} = v.{name}" for name, _ in HOUSEHOLD_SUMMARY_COLUMNS)
+    + " FROM {rows} WHERE h.household_id = v.household_id",
+    columns=(*HOUSEHOLD_SUMMARY_COLUMNS, ("household_id", "text")),
+    key=(len(HOUSEHOLD_SUMMARY_COLUMNS),),
+)
 
 DELETE_HOUSEHOLD = "DELETE FROM households WHERE household_id = %s"
 
@@ -122,23 +152,20 @@ WHERE household_id = %s AND customer_id = %s AND to_position IS NULL
 """
 
 MEMBERSHIP_COLUMNS = (
-    "household_id",
-    "customer_id",
-    "from_position",
-    "to_position",
-    "since",
-    "until",
-    "occurred_since",
-    "occurred_until",
-    "joined_by_event_id",
-    "joined_by_type",
-    "left_by_event_id",
-    "left_by_type",
-    "reason",
-    "left_reason",
+    ("household_id", "text"),
+    ("customer_id", "text"),
+    ("from_position", "bigint"),
+    ("to_position", "bigint"),
+    ("since", "text"),
+    ("until", "text"),
+    ("occurred_since", "text"),
+    ("occurred_until", "text"),
+    ("joined_by_event_id", "text"),
+    ("joined_by_type", "text"),
+    ("left_by_event_id", "text"),
+    ("left_by_type", "text"),
+    ("reason", "text"),
+    ("left_reason", "text"),
 )
 
-INSERT_MEMBERSHIP = f"""
-INSERT INTO household_memberships ({", ".join(MEMBERSHIP_COLUMNS)})
-VALUES ({", ".join(["%s"] * len(MEMBERSHIP_COLUMNS))})
-"""
+INSERT_MEMBERSHIP = Bulk.insert("household_memberships", MEMBERSHIP_COLUMNS)

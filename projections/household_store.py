@@ -216,9 +216,12 @@ class HouseholdStore:
         return self._households[household_id]
 
     def insert_household(self, row: dict[str, Any]) -> None:
-        self.household(row["household_id"])  # whether the table has it already
-        self._households[row["household_id"]] = row
-        self._changed_households.add(row["household_id"])
+        """A household with a new id (derived from the event that made it): the
+        table has neither it nor anyone in it."""
+        household_id = row["household_id"]
+        self._households[household_id] = row
+        self._complete["household_id"].add(household_id)
+        self._changed_households.add(household_id)
 
     def update_household(self, household_id: str, **changes: Any) -> None:
         row = self.household(household_id)
@@ -362,7 +365,8 @@ class HouseholdStore:
             account = self._accounts[account_id]
             if account is not None:
                 writes.add(
-                    sql.UPSERT_ACCOUNT, tuple(account[c] for c in sql.ACCOUNT_COLUMNS)
+                    sql.UPSERT_ACCOUNT,
+                    tuple(account[c] for c, _ in sql.ACCOUNT_COLUMNS),
                 )
         writes.extend(sql.INSERT_HOLDER, self._new_holders)
         self._households_to(writes)
@@ -370,7 +374,7 @@ class HouseholdStore:
         writes.extend(
             sql.INSERT_MEMBERSHIP,
             (
-                tuple(m[c] for c in sql.MEMBERSHIP_COLUMNS)
+                tuple(m[c] for c, _ in sql.MEMBERSHIP_COLUMNS)
                 for m in self._new_memberships
             ),
         )
@@ -387,10 +391,10 @@ class HouseholdStore:
                     writes.add(sql.DELETE_HOUSEHOLD, (household_id,))
             elif stored:
                 updates.append(
-                    (*(row[c] for c in sql.HOUSEHOLD_SUMMARY_COLUMNS), household_id)
+                    (*(row[c] for c, _ in sql.HOUSEHOLD_SUMMARY_COLUMNS), household_id)
                 )
             else:
-                inserts.append(tuple(row[c] for c in sql.HOUSEHOLD_COLUMNS))
+                inserts.append(tuple(row[c] for c, _ in sql.HOUSEHOLD_COLUMNS))
         writes.extend(sql.INSERT_HOUSEHOLD, inserts)
         writes.extend(sql.UPDATE_HOUSEHOLD, updates)
 
@@ -443,6 +447,9 @@ def prefetch(store: HouseholdStore, records: Iterable[EventRecord]) -> None:
         data = record.data
         if record.type in _ACCOUNT_EVENTS:
             accounts.add(data["account_id"])
+            others.update(data.get("joint_holder_ids", ()))
+            if "customer_id" in data:
+                others.add(data["customer_id"])
             continue
         ids = {data[f] for f in _CUSTOMER_FIELDS if f in data}
         if record.type not in _LINKING:
@@ -460,8 +467,8 @@ def prefetch(store: HouseholdStore, records: Iterable[EventRecord]) -> None:
         held = store.holders("customer_id", others)
         store.load_accounts(set().union(*held.values()))
     store.load_people(linking | others)
-    store.people_with("address_key", addresses)
-    store.people_with("national_id_hash", national_ids)
+    linking |= store.people_with("address_key", addresses)
+    linking |= store.people_with("national_id_hash", national_ids)
     _read_households_of(store, linking | others)
     _read_links_of(store, linking)
 

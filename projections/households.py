@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from api.store.database import Cursor
+from projections.base import ReadsAhead
 from projections.customers import cents
 from projections.household_assign import Change, reassign
 from projections.household_graph import Person, load_neighbourhood, survivor_of
@@ -54,7 +55,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-class HouseholdsProjection:
+class HouseholdsProjection(ReadsAhead):
     name = "households"
     tables: tuple[str, ...] = (
         "households",
@@ -69,13 +70,19 @@ class HouseholdsProjection:
         # account -> position of its latest balance report not yet rolled into
         # its holders' balances and households (see _flush_balances)
         self._reported: dict[str, int] = {}
+        self._store: HouseholdStore | None = None
 
-    def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
+    def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._store = HouseholdStore(cur)
+        prefetch(self._store, records)
+
+    def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
         """Applies the page in log order to the rows in memory (`HouseholdStore`),
         then writes them back."""
+        store, self._store = self._store, None
+        if store is None:
+            raise RuntimeError("households: no rows were read for this page")
         self._reported = {}
-        store = HouseholdStore(cur)
-        prefetch(store, records)
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
             if handler is None:

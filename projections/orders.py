@@ -12,6 +12,7 @@ from typing import Any
 
 from api.store.database import Cursor
 from projections import orders_sql as sql
+from projections.base import ReadsAhead
 from projections.batch import PageTable, Statements
 from projections.records import EventRecord
 from projections.service_values import (
@@ -33,7 +34,7 @@ _STEP_OF = {
 }
 
 
-class OrdersProjection:
+class OrdersProjection(ReadsAhead):
     """Writes go out in log order at the end of each page; the customers' branches
     a page's orders need are read once, up front."""
 
@@ -44,12 +45,14 @@ class OrdersProjection:
         self._out = Statements()
         self._branches = PageTable(sql.BRANCHES_IN, "customer_id")
 
-    def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
-        self._out.clear()
+    def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._branches.clear()
         self._branches.load(
             cur, {r.data["customer_id"] for r in records if r.type == "OrderPlaced"}
         )
+
+    def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
+        self._out.clear()
         for record in records:
             if record.type == "CustomerRegistered":
                 data = record.data

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -17,7 +17,7 @@ import structlog
 from eventsourcing.application import Application
 
 from api.store.database import Cursor, Database, DatabaseUnavailable
-from projections.base import Projection
+from projections.base import Projection, ReadsAhead
 from projections.records import EventRecord, decode
 
 log = structlog.get_logger("crm.projections")
@@ -34,7 +34,13 @@ def read_position(cur: Cursor, name: str) -> int:
     return int(row["position"]) if row else 0
 
 
-def write_position(cur: Cursor, name: str, old: int, new: int) -> None:
+def write_position(cur: Cursor, name: str, old: int, new: int) -> Callable[[], None]:
+    """Moves the projection's position from `old` to `new`, or raises PositionMoved.
+
+    In pipeline mode the outcome is known only when the returned check is called:
+    the runner checks after the whole page has been sent, so the client does not
+    wait for the server once per view. Otherwise it is checked here.
+    """
     if old == 0:
         sql = (
             "INSERT INTO projection_positions (name, position) VALUES (%s, %s) "
@@ -50,8 +56,19 @@ def write_position(cur: Cursor, name: str, old: int, new: int) -> None:
         )
         params = (new, name, old)
     # RETURNING rather than rowcount: a fetched row is known even in pipeline mode.
-    if cur.execute(sql, params).fetchone() is None:
-        raise PositionMoved(name)
+    if cur.pipeline is None:
+        if cur.execute(sql, params).fetchone() is None:
+            raise PositionMoved(name)
+        return lambda: None
+    # A cursor of its own, which later statements of the page cannot reuse.
+    result = cur.raw.connection.cursor()
+    result.execute(sql, params)
+
+    def check() -> None:
+        if result.fetchone() is None:
+            raise PositionMoved(name)
+
+    return check
 
 
 class ProjectionRunner:
@@ -161,14 +178,28 @@ class ProjectionRunner:
         records: list[EventRecord],
     ) -> dict[str, int]:
         moved: dict[str, int] = {}
+        pages = [
+            (projection, unseen)
+            for projection in projections
+            if (
+                unseen := [
+                    r for r in records if r.position > positions[projection.name]
+                ]
+            )
+        ]
         with self.db.transaction(pipeline=True) as cur:
-            for projection in projections:
-                old = positions[projection.name]
-                unseen = [r for r in records if r.position > old]
-                if unseen:
-                    projection.apply(cur, unseen)
-                    write_position(cur, projection.name, old, unseen[-1].position)
-                    moved[projection.name] = unseen[-1].position
+            # Every read of the page first: a read waits for the writes sent before it.
+            for projection, unseen in pages:
+                if isinstance(projection, ReadsAhead):
+                    projection.read_ahead(cur, unseen)
+            checks = []
+            for projection, unseen in pages:
+                projection.apply(cur, unseen)
+                old, new = positions[projection.name], unseen[-1].position
+                checks.append(write_position(cur, projection.name, old, new))
+                moved[projection.name] = new
+            for check in checks:
+                check()
         self.positions.update(moved)
         with self._progress:
             self._progress.notify_all()
