@@ -5,10 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import JSONTranscoder, Notification
+from eventsourcing.utils import resolve_topic
 
-from domain.events import event_type
+from domain.events import TYPE_BY_TOPIC, event_type
+
+# How a transcoded value starts in stored JSON (the timestamp is one).
+_TRANSCODED = b'"_type_"'
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,11 @@ class EventRecord:
 
 
 def decode(app: Application[Any], notification: Notification) -> EventRecord:
+    plain = _decode_plain(app, notification)
+    return plain if plain is not None else _decode_mapped(app, notification)
+
+
+def _decode_mapped(app: Application[Any], notification: Notification) -> EventRecord:
     fact = app.mapper.to_domain_event(notification)
     return EventRecord(
         position=notification.id,
@@ -36,6 +46,47 @@ def decode(app: Application[Any], notification: Notification) -> EventRecord:
         source=fact.source,  # type: ignore[attr-defined]
         actor=fact.actor,  # type: ignore[attr-defined]
         data=fact.data,  # type: ignore[attr-defined]
+        stream_id=str(notification.originator_id),
+        stream_version=notification.originator_version,
+    )
+
+
+def _decode_plain(
+    app: Application[Any], notification: Notification
+) -> EventRecord | None:
+    """The common case read straight from the stored JSON, without building the
+    domain event: plain JSON state, the class's current version, and no
+    transcoded value but the timestamp (whose stored text is its isoformat).
+    Anything else (a cipher, an upcast, another transcoded value) is None and
+    goes through the library's mapper."""
+    mapper = app.mapper
+    state = notification.state
+    if (
+        mapper.cipher is not None
+        or mapper.compressor is not None
+        or not isinstance(mapper.transcoder, JSONTranscoder)
+        or state.count(_TRANSCODED) != 1
+    ):
+        return None
+    values = orjson.loads(state)
+    cls = resolve_topic(notification.topic)
+    stamp = values.get("timestamp")
+    if (
+        values.get("class_version", 1) != getattr(cls, "class_version", 1)
+        or not isinstance(stamp, dict)
+        or stamp.get("_type_") != "datetime_iso"
+        or len(stamp) != 2
+    ):
+        return None
+    return EventRecord(
+        position=notification.id,
+        event_id=values["event_id"],
+        type=TYPE_BY_TOPIC[cls.TOPIC],
+        occurred_at=values["occurred_at"],
+        recorded_at=stamp["_data_"],
+        source=values["source"],
+        actor=values["actor"],
+        data=values["data"],
         stream_id=str(notification.originator_id),
         stream_version=notification.originator_version,
     )
