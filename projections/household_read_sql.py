@@ -5,6 +5,12 @@ names, the households view's position and the overview (holdings, products,
 open complaints, last contact), the lists and objects as JSON text. The two
 backends differ only in the names of the JSON functions, and SQLite cannot order
 inside an aggregate: its lists are sorted by the caller.
+
+The subqueries are shaped so that each reads a few rows through a key whatever
+the planner knows (a fresh database has no statistics): open complaints are
+counted per member (`complaints_customer`), and the last contact is the newest
+row of each membership (`contact_history` primary key, read backwards) rather
+than a sort of every member's history.
 """
 
 from __future__ import annotations
@@ -50,10 +56,12 @@ SELECT
             WHERE p.household_id = t.household_id
         )
     ) AS read_accounts,
-    (SELECT COUNT(*)
-        FROM complaints c
-        JOIN household_people p ON p.customer_id = c.customer_id
-        WHERE p.household_id = t.household_id AND c.status = 'open'
+    (SELECT COALESCE(SUM((
+                SELECT COUNT(*) FROM complaints c
+                WHERE c.customer_id = p.customer_id AND c.status = 'open'
+            )), 0)
+        FROM household_people p
+        WHERE p.household_id = t.household_id
     ) AS read_open_complaints,
     (SELECT CAST({object}(
                 'occurred_at', ch.occurred_at,
@@ -64,11 +72,18 @@ SELECT
                 'customer_id', ch.customer_id,
                 'position', ch.position
             ) AS TEXT)
-        FROM contact_history ch
-        JOIN household_memberships m ON m.customer_id = ch.customer_id
-        WHERE m.household_id = t.household_id
-            AND ch.position >= m.from_position
-            AND (m.to_position IS NULL OR ch.position < m.to_position)
+        FROM (
+            SELECT m.customer_id, (
+                SELECT MAX(x.position) FROM contact_history x
+                WHERE x.customer_id = m.customer_id
+                    AND x.position >= m.from_position
+                    AND x.position < COALESCE(m.to_position, {after_all})
+            ) AS newest
+            FROM household_memberships m
+            WHERE m.household_id = t.household_id
+        ) latest
+        JOIN contact_history ch
+            ON ch.customer_id = latest.customer_id AND ch.position = latest.newest
         ORDER BY ch.position DESC, ch.customer_id
         LIMIT 1
     ) AS read_last_contact,
@@ -92,7 +107,8 @@ _SQLITE = {
 
 
 def _statement(target: str, sqlite: bool) -> str:
-    return _TEMPLATE.format(target=target, **(_SQLITE if sqlite else _POSTGRESQL))
+    dialect = _SQLITE if sqlite else _POSTGRESQL
+    return _TEMPLATE.format(target=target, after_all=2**63 - 1, **dialect)
 
 
 # By whether the backend is SQLite.

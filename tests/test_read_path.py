@@ -150,3 +150,61 @@ def test_unknown_customers_and_households_are_404s_naming_what_is_missing(
         response = client.get(path)
         assert response.status_code == 404
         assert response.json()["error"]["message"] == message
+
+
+def contact_logged(customer_id: str, topic: str) -> dict[str, Any]:
+    return envelope(
+        "ContactLogged",
+        {
+            "contact_id": new_id(),
+            "customer_id": customer_id,
+            "channel": "phone",
+            "direction": "inbound",
+            "topic": topic,
+        },
+    )
+
+
+def test_last_contact_is_the_newest_while_a_member_tiebroken_by_customer(
+    platform: Platform, client: TestClient, family: dict[str, str]
+) -> None:
+    husband, wife = family["husband"], family["wife"]
+    household = client.get(f"/v1/customers/{husband}/household").json()
+    statement = envelope(
+        "StatementIssued",
+        {
+            "account_id": _joint_account(platform, husband),
+            "period": "2025-03",
+            "closing_balance": "250000.00",
+        },
+    )
+    platform.ingestor.ingest([statement], atomic=True)
+    platform.runner.catch_up()
+    last = client.get(f"/v1/households/{household['household_id']}").json()
+    assert (
+        last["last_contact"]["type"] == "StatementIssued"
+    )  # one position, both holders
+    assert last["last_contact"]["customer_id"] == min(husband, wife)
+
+    moved = envelope(
+        "CustomerMoved",
+        {"customer_id": wife, "address": {"line": "上海市浦东新区世纪大道100号"}},
+    )
+    platform.ingestor.ingest([moved, contact_logged(wife, "新地址确认")], atomic=True)
+    platform.runner.catch_up()
+    after = client.get(f"/v1/households/{household['household_id']}").json()
+    assert [m["customer_id"] for m in after["members"]] == [husband]
+    # Her move and what followed it are hers alone: not the household's any more.
+    assert after["last_contact"] == last["last_contact"]
+
+
+def _joint_account(platform: Platform, holder: str) -> str:
+    with platform.db.transaction() as cur:
+        row = cur.execute(
+            "SELECT account_id FROM service_account_holders WHERE customer_id = %s "
+            "AND account_id IN (SELECT account_id FROM service_account_holders "
+            "GROUP BY account_id HAVING COUNT(*) = 2)",
+            (holder,),
+        ).fetchone()
+    assert row is not None
+    return str(row["account_id"])
