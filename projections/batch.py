@@ -145,6 +145,13 @@ class Writes:
         for sql, rows in pending.items():
             send(cur, sql, rows)
 
+    def move_to(self, out: Statements) -> None:
+        """Puts these writes, grouped, at the end of `out` (and drops them here)."""
+        pending = self._rows
+        self.clear()
+        for sql, rows in pending.items():
+            out.extend(sql, rows)
+
 
 class PageTable:
     """Rows of one table by key, for one page: read in bulk (`load`), then kept
@@ -197,6 +204,10 @@ class Statements:
             self._runs[-1][1].append(row)
         else:
             self._runs.append((sql, [row]))
+
+    def extend(self, sql: str | Bulk, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            self.add(sql, row)
 
     def flush(self, cur: Cursor) -> None:
         runs, self._runs = self._runs, []

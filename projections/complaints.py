@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.store.database import Cursor
 from projections import complaints_sql as sql
-from projections.batch import Statements
+from projections.batch import Statements, Writes
 from projections.records import EventRecord
 from projections.service_values import dumps, loads, utc_text
 
@@ -65,16 +65,21 @@ class ComplaintsProjection:
 
     def __init__(self) -> None:
         self._out = Statements()  # sent in log order at the end of each page
+        self._steps = Writes()  # inserted only, and read by no statement of a page
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._out.clear()
+        self._steps.clear()
         for record in records:
             if record.type in _STEP_OF:
-                self._step(self._out, record, record.data)
+                self._step(self._out, self._steps, record, record.data)
         self._out.flush(cur)
+        self._steps.flush(cur)
 
     @staticmethod
-    def _step(out: Statements, record: EventRecord, data: dict[str, Any]) -> None:
+    def _step(
+        out: Statements, steps: Writes, record: EventRecord, data: dict[str, Any]
+    ) -> None:
         complaint_id = data["complaint_id"]
         at = utc_text(record.occurred_at)
         if record.type == "ComplaintFiled":
@@ -102,7 +107,7 @@ class ComplaintsProjection:
         else:
             out.add(sql.REOPEN, (record.position, complaint_id))
         details = {k: v for k, v in data.items() if k != "complaint_id"}
-        out.add(
+        steps.add(
             sql.INSERT_STEP,
             (
                 complaint_id,

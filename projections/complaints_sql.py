@@ -1,5 +1,7 @@
 """SQL of the complaints view (projections/complaints.py)."""
 
+from projections.batch import Bulk
+
 INSERT_COMPLAINT = (
     "INSERT INTO complaints (complaint_id, customer_id, channel, category, "
     "description, status, filed_at, filed_position, updated_position) "
@@ -27,9 +29,18 @@ REOPEN = (
     "reopen_count = reopen_count + 1, updated_position = %s WHERE complaint_id = %s"
 )
 
-INSERT_STEP = (
-    "INSERT INTO complaint_steps (complaint_id, position, step, event_id, "
-    "occurred_at, recorded_at, actor, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+INSERT_STEP = Bulk.insert(
+    "complaint_steps",
+    (
+        ("complaint_id", "text"),
+        ("position", "bigint"),
+        ("step", "text"),
+        ("event_id", "text"),
+        ("occurred_at", "text"),
+        ("recorded_at", "text"),
+        ("actor", "text"),
+        ("details", "text"),
+    ),
 )
 
 SELECT_COMPLAINT = "SELECT * FROM complaints WHERE complaint_id = %s"

@@ -11,7 +11,7 @@ import orjson
 from api.store.database import Cursor
 from projections import customers_sql as sql
 from projections.base import ReadsAhead
-from projections.batch import PageTable, Statements
+from projections.batch import PageTable, Statements, Writes
 from projections.records import EventRecord
 
 try:
@@ -60,6 +60,9 @@ class CustomersProjection(ReadsAhead):
 
     def __init__(self) -> None:
         self._out = Statements()
+        # New accounts go out grouped, ahead of the first statement that reads or
+        # updates accounts (the customer rows' statements do neither).
+        self._new_accounts = Writes(first=(sql.INSERT_ACCOUNT, sql.INSERT_HOLDER))
         self._consents = PageTable(sql.CONSENTS_IN, "customer_id")
         self._holders = PageTable(sql.HOLDERS_IN, "account_id", many=True)
         # account -> position of the last event in this run that moved its balance
@@ -71,6 +74,7 @@ class CustomersProjection(ReadsAhead):
 
     def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._out.clear()
+        self._new_accounts.clear()
         self._moved_accounts, self._latest = {}, {}
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
@@ -80,6 +84,7 @@ class CustomersProjection(ReadsAhead):
                 self._refresh_totals()  # keep positions in log order
             handler(cur, record, record.data)
         self._refresh_totals()
+        self._new_accounts.move_to(self._out)
         self._out.flush(cur)
 
     def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
@@ -117,8 +122,11 @@ class CustomersProjection(ReadsAhead):
                 data["branch_code"],
                 data.get("region_code"),
                 data.get("handling_officer"),
+                "{}",
+                0,
                 record.occurred_at,
                 record.position,
+                0,
                 record.position,
             ),
         )
@@ -187,7 +195,7 @@ class CustomersProjection(ReadsAhead):
     ) -> None:
         account_id = data["account_id"]
         joint = data.get("joint_holder_ids", [])
-        self._out.add(
+        self._new_accounts.add(
             sql.INSERT_ACCOUNT,
             (
                 account_id,
@@ -196,12 +204,13 @@ class CustomersProjection(ReadsAhead):
                 data["product"],
                 data.get("currency", "CNY"),
                 data["branch_code"],
+                "open",
                 record.position,
             ),
         )
         held = self._holders.get(cur, account_id)
         for holder in [data["customer_id"], *joint]:
-            self._out.add(sql.INSERT_HOLDER, (account_id, holder))
+            self._new_accounts.add(sql.INSERT_HOLDER, (account_id, holder))
             if all(row["customer_id"] != holder for row in held):
                 held.append({"account_id": account_id, "customer_id": holder})
 
@@ -218,6 +227,7 @@ class CustomersProjection(ReadsAhead):
     def _on_AccountClosed(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
+        self._new_accounts.move_to(self._out)
         self._out.add(sql.CLOSE_ACCOUNT, (record.position, data["account_id"]))
         self._moved_accounts[data["account_id"]] = record.position
 
@@ -227,6 +237,7 @@ class CustomersProjection(ReadsAhead):
             return
         moved, self._moved_accounts = self._moved_accounts, {}
         latest_reports, self._latest = self._latest, {}
+        self._new_accounts.move_to(self._out)
         for account_id, (as_of, position, amount) in latest_reports.items():
             self._out.add(
                 sql.UPDATE_BALANCE,

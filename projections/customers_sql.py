@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
-INSERT_CUSTOMER = """
-INSERT INTO customers (customer_id, name, address, address_key, national_id_hash,
-    national_id_last4, birth_date, gender, phone, phone_digits, email, branch_code,
-    region_code, handling_officer, consents, deceased, registered_at,
-    registered_position, total_balance_cents, position)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '{}', 0, %s, %s, 0, %s)
-ON CONFLICT (customer_id) DO NOTHING
-"""
+from projections.batch import Bulk
+
+INSERT_CUSTOMER = Bulk.insert(
+    "customers",
+    (
+        ("customer_id", "text"),
+        ("name", "text"),
+        ("address", "text"),
+        ("address_key", "text"),
+        ("national_id_hash", "text"),
+        ("national_id_last4", "text"),
+        ("birth_date", "text"),
+        ("gender", "text"),
+        ("phone", "text"),
+        ("phone_digits", "text"),
+        ("email", "text"),
+        ("branch_code", "text"),
+        ("region_code", "text"),
+        ("handling_officer", "text"),
+        ("consents", "text"),
+        ("deceased", "integer"),
+        ("registered_at", "text"),
+        ("registered_position", "bigint"),
+        ("total_balance_cents", "bigint"),
+        ("position", "bigint"),
+    ),
+    "ON CONFLICT (customer_id) DO NOTHING",
+)
 
 SELECT_CUSTOMER = "SELECT * FROM customers WHERE customer_id = %s"
 
 CONSENTS_IN = "SELECT customer_id, consents FROM customers WHERE customer_id IN {ids}"
 
-UPDATE_CONSENTS = (
-    "UPDATE customers SET consents = %s, position = %s WHERE customer_id = %s"
+UPDATE_CONSENTS = Bulk(
+    one="UPDATE customers SET consents = %s, position = %s WHERE customer_id = %s",
+    many="UPDATE customers AS c SET consents = v.consents, position = v.position "
+    "FROM {rows} WHERE c.customer_id = v.customer_id",
+    columns=(("consents", "text"), ("position", "bigint"), ("customer_id", "text")),
+    key=(2,),
 )
 
 UPDATE_ADDRESS = """
@@ -33,25 +57,47 @@ UPDATE_MERGED_INTO = (
     "UPDATE customers SET merged_into = %s, position = %s WHERE customer_id = %s"
 )
 
-INSERT_ACCOUNT = """
-INSERT INTO accounts (account_id, customer_id, joint_holder_ids, product, currency,
-    branch_code, status, position)
-VALUES (%s, %s, %s, %s, %s, %s, 'open', %s)
-ON CONFLICT (account_id) DO NOTHING
-"""
+INSERT_ACCOUNT = Bulk.insert(
+    "accounts",
+    (
+        ("account_id", "text"),
+        ("customer_id", "text"),
+        ("joint_holder_ids", "text"),
+        ("product", "text"),
+        ("currency", "text"),
+        ("branch_code", "text"),
+        ("status", "text"),
+        ("position", "bigint"),
+    ),
+    "ON CONFLICT (account_id) DO NOTHING",
+)
 
-INSERT_HOLDER = """
-INSERT INTO account_holders (account_id, customer_id) VALUES (%s, %s)
-ON CONFLICT (customer_id, account_id) DO NOTHING
-"""
+INSERT_HOLDER = Bulk.insert(
+    "account_holders",
+    (("account_id", "text"), ("customer_id", "text")),
+    "ON CONFLICT (customer_id, account_id) DO NOTHING",
+)
 
 # A report older (by as_of) than the one kept does not replace it: late
 # back-office files must not roll a balance back.
-UPDATE_BALANCE = """
-UPDATE accounts SET balance_cents = %s, balance_as_of = %s, balance_position = %s,
-    position = %s
-WHERE account_id = %s AND (balance_as_of IS NULL OR balance_as_of <= %s)
-"""
+UPDATE_BALANCE = Bulk(
+    one="UPDATE accounts SET balance_cents = %s, balance_as_of = %s, "
+    "balance_position = %s, position = %s "
+    "WHERE account_id = %s AND (balance_as_of IS NULL OR balance_as_of <= %s)",
+    many="UPDATE accounts AS a SET balance_cents = v.balance_cents, "
+    "balance_as_of = v.as_of, balance_position = v.position, position = v.position "
+    "FROM {rows} WHERE a.account_id = v.account_id "
+    "AND (a.balance_as_of IS NULL OR a.balance_as_of <= v.as_of)",
+    columns=(
+        ("balance_cents", "bigint"),
+        ("as_of", "text"),
+        ("position", "bigint"),
+        ("position_again", "bigint"),
+        ("account_id", "text"),
+        ("as_of_again", "text"),
+    ),
+    key=(4,),
+)
 
 CLOSE_ACCOUNT = (
     "UPDATE accounts SET status = 'closed', position = %s WHERE account_id = %s"
@@ -66,10 +112,14 @@ TOTAL_BALANCE = """(
 )"""
 # A reported balance always moves the holder's position (whether or not the total
 # changed), so the result does not depend on how reports are grouped into batches.
-REFRESH_TOTAL_BALANCE = f"""
-UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, position = %s
-WHERE customer_id = %s
-"""
+REFRESH_TOTAL_BALANCE = Bulk(
+    one=f"UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, position = %s "
+    "WHERE customer_id = %s",
+    many=f"UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, "
+    "position = v.position FROM {rows} WHERE customers.customer_id = v.customer_id",
+    columns=(("position", "bigint"), ("customer_id", "text")),
+    key=(1,),
+)
 
 HOLDERS_IN = (
     "SELECT account_id, customer_id FROM account_holders WHERE account_id IN {ids}"

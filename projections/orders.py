@@ -13,7 +13,7 @@ from typing import Any
 from api.store.database import Cursor
 from projections import orders_sql as sql
 from projections.base import ReadsAhead
-from projections.batch import PageTable, Statements
+from projections.batch import PageTable, Statements, Writes
 from projections.records import EventRecord
 from projections.service_values import (
     cents,
@@ -43,6 +43,7 @@ class OrdersProjection(ReadsAhead):
 
     def __init__(self) -> None:
         self._out = Statements()
+        self._steps = Writes()  # inserted only, and read by no statement of a page
         self._branches = PageTable(sql.BRANCHES_IN, "customer_id")
 
     def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
@@ -53,6 +54,7 @@ class OrdersProjection(ReadsAhead):
 
     def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._out.clear()
+        self._steps.clear()
         for record in records:
             if record.type == "CustomerRegistered":
                 data = record.data
@@ -66,6 +68,7 @@ class OrdersProjection(ReadsAhead):
             elif record.type in _STEP_OF:
                 self._step(cur, record)
         self._out.flush(cur)
+        self._steps.flush(cur)
 
     def _step(self, cur: Cursor, record: EventRecord) -> None:
         data = record.data
@@ -106,7 +109,7 @@ class OrdersProjection(ReadsAhead):
             self._out.add(
                 sql.SET_STATUS, (_STEP_OF[record.type], record.position, order_id)
             )
-        self._out.add(
+        self._steps.add(
             sql.INSERT_STEP,
             (
                 order_id,

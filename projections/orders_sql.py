@@ -1,5 +1,7 @@
 """SQL of the order-flow view (projections/orders.py)."""
 
+from projections.batch import Bulk
+
 UPSERT_CUSTOMER = (
     "INSERT INTO order_customers (customer_id, branch_code, region_code) "
     "VALUES (%s, %s, %s) ON CONFLICT (customer_id) DO UPDATE SET "
@@ -23,9 +25,18 @@ REVIEW_ORDER = (
 
 SET_STATUS = "UPDATE orders SET status = %s, updated_position = %s WHERE order_id = %s"
 
-INSERT_STEP = (
-    "INSERT INTO order_steps (order_id, position, step, event_id, occurred_at, "
-    "recorded_at, actor, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+INSERT_STEP = Bulk.insert(
+    "order_steps",
+    (
+        ("order_id", "text"),
+        ("position", "bigint"),
+        ("step", "text"),
+        ("event_id", "text"),
+        ("occurred_at", "text"),
+        ("recorded_at", "text"),
+        ("actor", "text"),
+        ("details", "text"),
+    ),
 )
 
 SELECT_ORDER = "SELECT * FROM orders WHERE order_id = %s"

@@ -23,6 +23,10 @@ from projections.records import EventRecord, decode
 log = structlog.get_logger("crm.projections")
 
 
+PAGE_SIZE = 1000  # events per transaction when following the log
+REBUILD_PAGE_SIZE = 5000
+
+
 class PositionMoved(Exception):
     """Another runner advanced this projection concurrently; this one backs off."""
 
@@ -71,6 +75,18 @@ def write_position(cur: Cursor, name: str, old: int, new: int) -> Callable[[], N
     return check
 
 
+def empty_tables(cur: Cursor, tables: Sequence[str]) -> None:
+    """TRUNCATE on PostgreSQL: a DELETE leaves every row behind as a dead tuple
+    that the rebuild's inserts and index updates then have to step over."""
+    if not tables:
+        return
+    if cur.sqlite:
+        for table in tables:
+            cur.execute(f"DELETE FROM {table}")
+    else:
+        cur.execute(f"TRUNCATE {', '.join(tables)}")
+
+
 class ProjectionRunner:
     def __init__(
         self,
@@ -78,14 +94,19 @@ class ProjectionRunner:
         db: Database,
         projections: Sequence[Projection],
         *,
-        batch_size: int = 1000,
+        batch_size: int | None = None,
+        rebuild_batch_size: int | None = None,
         poll_seconds: float = 0.05,
         listen_conninfo: str | None = None,
     ) -> None:
         self.app = app
         self.db = db
         self.projections = list(projections)
-        self.batch_size = batch_size
+        # Pages of a rebuild are larger unless a page size is given: rows a page
+        # rewrites (balances, households) are written once per page, and nobody
+        # reads a view while it is rebuilt.
+        self.batch_size = batch_size or PAGE_SIZE
+        self.rebuild_batch_size = rebuild_batch_size or batch_size or REBUILD_PAGE_SIZE
         self.poll_seconds = poll_seconds
         self.listen_conninfo = listen_conninfo
         self._stop = threading.Event()
@@ -150,16 +171,19 @@ class ProjectionRunner:
         """Processes every event in the log now; returns how many were read."""
         return self._catch_up(self.projections)
 
-    def _catch_up(self, projections: Sequence[Projection]) -> int:
+    def _catch_up(
+        self, projections: Sequence[Projection], page_size: int | None = None
+    ) -> int:
         """Reads and decodes each page of the log once, and feeds it to every
         projection that has not seen it, all in one transaction per page."""
+        page_size = page_size or self.batch_size
         with self.db.transaction() as cur:
             positions = {p.name: read_position(cur, p.name) for p in projections}
         read = 0
         while projections and not self._stop.is_set():
             start = min(positions.values())
             notifications = self.app.recorder.select_notifications(
-                start, self.batch_size, inclusive_of_start=False
+                start, page_size, inclusive_of_start=False
             )
             if not notifications:
                 break
@@ -167,7 +191,7 @@ class ProjectionRunner:
             moved = self._apply(projections, positions, records)
             positions.update(moved)
             read += len(records)
-            if len(notifications) < self.batch_size:
+            if len(notifications) < page_size:
                 break
         return read
 
@@ -213,13 +237,12 @@ class ProjectionRunner:
         chosen = [p for p in self.projections if names is None or p.name in names]
         for projection in chosen:
             with self.db.transaction() as cur:
-                for table in projection.tables:
-                    cur.execute(f"DELETE FROM {table}")
+                empty_tables(cur, projection.tables)
                 cur.execute(
                     "DELETE FROM projection_positions WHERE name = %s",
                     (projection.name,),
                 )
-        applied = self._catch_up(chosen)
+        applied = self._catch_up(chosen, self.rebuild_batch_size)
         log.info(
             "projection.rebuilt", projections=[p.name for p in chosen], events=applied
         )
