@@ -55,8 +55,10 @@ def _rows(
     if not wanted:
         return []
     if not cur.sqlite:
-        query = sql.replace(" IN {ids}", " = ANY(%s)")
-        return cur.execute(query, (*before, wanted)).fetchall()
+        # One text parameter split by the server: dumping a Python list of
+        # 100,000 strings as an array costs the client more than the query.
+        query = sql.replace(" IN {ids}", " = ANY(string_to_array(%s, ','))")
+        return cur.execute(query, (*before, ",".join(wanted))).fetchall()
     rows: list[dict[str, Any]] = []
     for chunk in _chunks(wanted):
         placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
