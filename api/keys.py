@@ -66,7 +66,7 @@ def revoke_key(db: Database, key_or_prefix: str) -> int:
 
 
 def _lookup(db: Database, key_hash: str) -> ApiKey | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         row = cur.execute(
             "SELECT key_prefix, role, customer_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
             (key_hash,),

@@ -131,7 +131,7 @@ class TierCache:
     def tiers(self, db: Database) -> dict[str, str]:
         if self._positions is not None and not self._old(self._checked_at):
             return self._tiers
-        with self._lock, db.transaction() as cur:
+        with self._lock, db.read() as cur:
             positions = [
                 (r["name"], r["position"])
                 for r in cur.execute(VALUE_POSITIONS).fetchall()

@@ -70,6 +70,14 @@ class Database:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """Statements that only read. PostgreSQL runs each on its own (autocommit:
+        no BEGIN and COMMIT round trips; a READ COMMITTED transaction would see
+        the same rows); SQLite reads one snapshot without taking the write lock."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -117,7 +125,6 @@ class PostgresDatabase(Database):
             timeout=10,
             kwargs={"row_factory": dict_row, "autocommit": False},
             check=self._idle.check,
-            reset=self._idle.returned,
             reconnect_timeout=0,
         )
         self._opened = False
@@ -134,12 +141,33 @@ class PostgresDatabase(Database):
         self._open()
         try:
             with self.pool.connection() as conn:
-                if pipeline:
-                    with conn.pipeline() as flow, conn.cursor() as raw:
-                        yield Cursor(raw, sqlite=False, pipeline=flow)
-                else:
+                try:
+                    if pipeline:
+                        with conn.pipeline() as flow, conn.cursor() as raw:
+                            yield Cursor(raw, sqlite=False, pipeline=flow)
+                    else:
+                        with conn.cursor() as raw:
+                            yield Cursor(raw, sqlite=False)
+                finally:
+                    # Not the pool's `reset` hook: with one, the pool hands every
+                    # returned connection to its worker thread.
+                    self._idle.returned(conn)
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise DatabaseUnavailable(str(error).splitlines()[0]) from error
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        self._open()
+        try:
+            with self.pool.connection() as conn:
+                conn.autocommit = True
+                try:
                     with conn.cursor() as raw:
                         yield Cursor(raw, sqlite=False)
+                finally:
+                    if not conn.closed:
+                        conn.autocommit = False
+                    self._idle.returned(conn)
         except (psycopg.OperationalError, PoolTimeout) as error:
             raise DatabaseUnavailable(str(error).splitlines()[0]) from error
 
@@ -188,6 +216,20 @@ class SQLiteDatabase(Database):
             conn.execute("COMMIT")
         finally:
             raw.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.OperationalError as error:
+            raise DatabaseUnavailable(str(error)) from error
+        raw = conn.cursor()
+        try:
+            yield Cursor(raw, sqlite=True)
+        finally:
+            raw.close()
+            conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

@@ -161,7 +161,7 @@ def search_customers(
         if national_id
         else None
     )
-    with platform.db.transaction() as cur:
+    with platform.db.read() as cur:
         rows = customers.search_customers(
             cur, name=name, phone=phone, national_id_hash=id_hash, limit=limit
         )
@@ -179,7 +179,7 @@ def get_customer(
 ) -> dict[str, Any]:
     """A customer's profile: national ID as its last 4 only, consents, household."""
     db, position = views_for(request, key, min_position, as_of)
-    with db.transaction() as cur:
+    with db.read() as cur:
         row = customers.get_customer(cur, str(customer_id))
         if row is None:
             raise not_found("customer", str(customer_id))
@@ -221,7 +221,7 @@ def _customer_household(
 ) -> dict[str, Any]:
     db, position = views_for(request, key, min_position, as_of)
     tiers = tiers_of(request, db)
-    with db.transaction() as cur:
+    with db.read() as cur:
         found = household_of_customer(cur, customer_id, tiers)
     if found is None:
         raise not_found("household for customer", customer_id)
@@ -248,7 +248,7 @@ def list_households(
     tiers = tiers_of(request, platform.db)
     page: list[dict[str, Any]] = []
     after = cursor
-    with platform.db.transaction() as cur:
+    with platform.db.read() as cur:
         while len(page) < limit:
             rows = list_household_rows(cur, branch_code, region_code, after, limit)
             for row in rows:
@@ -279,7 +279,7 @@ def get_household(
     """Members, address, primary recipient, whether mailable and why not."""
     db, position = views_for(request, key, min_position, as_of)
     tiers = tiers_of(request, db)
-    with db.transaction() as cur:
+    with db.read() as cur:
         found = household_by_id(cur, str(household_id), tiers)
     answer = _household(found)
     ids = frozenset(str(m["customer_id"]) for m in answer["members"])
@@ -321,7 +321,7 @@ def _customer_contact_history(
     include_late: bool,
 ) -> dict[str, Any]:
     db, position = views_for(request, key, min_position, as_of)
-    with db.transaction() as cur:
+    with db.read() as cur:
         found = _history(known_customer_history, cur, customer_id, filters)
     if found is None:
         raise not_found("customer", customer_id)
@@ -346,7 +346,7 @@ def household_contact_history(
     """Every touchpoint with any member of the household, newest first."""
     db, position = views_for(request, key, min_position, as_of)
     history = contact_history
-    with db.transaction() as cur:
+    with db.read() as cur:
         if households.get_household(cur, str(household_id)) is None:
             raise not_found("household", str(household_id))
         page = _history_page(

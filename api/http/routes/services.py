@@ -71,7 +71,7 @@ def order_review_queue(
     """Placed orders awaiting review, oldest first, with their age in hours now."""
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    with platform.db.transaction() as cur:
+    with platform.db.read() as cur:
         queue = orders.review_queue(cur, now=datetime.now(UTC), limit=limit)
     return {"orders": queue}
 
@@ -91,7 +91,7 @@ def list_orders(
     only = _customer_filter(key, customer_id)
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    with platform.db.transaction() as cur:
+    with platform.db.read() as cur:
         try:
             rows, next_cursor = orders.list_orders(
                 cur,
@@ -118,7 +118,7 @@ def _owned_record(
     """One record of a view; a customer key only ever gets its own."""
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    with platform.db.transaction() as cur:
+    with platform.db.read() as cur:
         _own(key, owners(cur, record_id))
         found: dict[str, Any] | None = fetch(cur, record_id)
     if found is None:
@@ -163,7 +163,7 @@ def list_complaints(
     only = _customer_filter(key, customer_id)
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    with platform.db.transaction() as cur:
+    with platform.db.read() as cur:
         rows = complaints.list_complaints(
             cur,
             status=status,
@@ -232,7 +232,7 @@ def get_statement(
     """Opening and closing balance, fees of the period, and the reconciliation."""
     platform = platform_of(request)
     wait_for_position(platform, min_position)
-    with platform.db.transaction() as cur:
+    with platform.db.read() as cur:
         _own(key, accounts.holders_of(cur, str(account_id)))
         found: dict[str, Any] | None = accounts.statement(cur, str(account_id), period)
     if found is None:
@@ -256,7 +256,7 @@ def top_households(
     platform = platform_of(request)
     wait_for_position(platform, min_position)
     value = household_value
-    with platform.db.transaction() as cur:
+    with platform.db.read() as cur:
         rows = value.top_households(
             cur, branch_code=branch_code, region_code=region_code, limit=limit
         )
