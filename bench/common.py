@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _tree_rss(process: psutil.Process) -> int:
+    """RSS of `crm serve` with its children (web workers, projection worker)."""
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        with suppress(psutil.Error):
+            total += child.memory_info().rss
+    return total
+
+
 class Server:
     """`crm serve` in a child process; polls its RSS while it runs."""
 
@@ -220,7 +229,7 @@ class Server:
         try:
             process = psutil.Process(self.proc.pid)
             while self.proc.poll() is None:
-                rss = process.memory_info().rss / 2**20
+                rss = _tree_rss(process) / 2**20
                 self.peak_rss_mb = max(self.peak_rss_mb, rss)
                 for name in self._marks:
                     self._marks[name] = max(self._marks[name], rss)

@@ -92,6 +92,7 @@ class Bench:
         self.results: dict[str, Any] = {
             "mode": "quick" if args.quick else "full",
             "repeat": self.repeat,
+            "web_workers": args.web_workers,
             "machine": machine(),
             "postgresql": pg_version(self.admin),
             "sizes": self.size,
@@ -179,7 +180,7 @@ class Bench:
         )
 
     def http_workloads(self, url: str, backend: str) -> None:
-        with Server(url) as server:
+        with Server(url, CRM_WEB_WORKERS=str(self.args.web_workers)) as server:
             key = create_key(url)
             wait_caught_up(server.base, key)
             customers = self.demo.customers
@@ -368,6 +369,12 @@ def main() -> None:
         "--out", default=str(ROOT / "bench-results"), help="folder for the JSON result"
     )
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
+    parser.add_argument(
+        "--web-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="`crm serve --workers` for the HTTP workloads (default: one per core)",
+    )
     parser.add_argument(
         "--keep-work", action="store_true", help="keep the generated files"
     )
