@@ -104,6 +104,7 @@ def test_database_gone_is_a_503_never_a_500(
         yield
 
     monkeypatch.setattr(platform.db, "transaction", unavailable)
+    monkeypatch.setattr(platform.db, "read", unavailable)
     for response in (
         client.post("/v1/events", json=registered()),
         client.get("/readyz"),

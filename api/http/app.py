@@ -84,6 +84,9 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hooks would
+        # otherwise look up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.platform = platform
     app.state.metrics = HttpMetrics()
