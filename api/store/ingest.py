@@ -233,7 +233,7 @@ class Ingestor:
 
     def stored_hashes(self, event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
         known: dict[str, tuple[bytes, int]] = {}
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             for start in range(0, len(event_ids), 1000):
                 chunk = event_ids[start : start + 1000]
                 if self.db.backend == "postgresql":

@@ -78,7 +78,7 @@ def load_aggregates(
     found: dict[UUID, Aggregate] = {}
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
-        with db.transaction() as cur:
+        with db.read() as cur:
             versions = _versions(cur, db, chunk)
             to_load = []
             for aggregate_id, version in versions.items():
