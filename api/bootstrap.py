@@ -55,7 +55,9 @@ def build_platform(
         apply_migrations(settings)
     db = open_database(settings)
     app = CrmApplication(env=eventsourcing_env(settings))
-    ingestor = Ingestor(app, db, settings.national_id_key)
+    ingestor = Ingestor(
+        app, db, settings.national_id_key, settings.aggregate_cache_size
+    )
     runner = ProjectionRunner(
         app,
         db,

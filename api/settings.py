@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     ingest_batch_events: int = Field(
         default=1000, description="Events per transaction in `crm ingest`"
     )
+    aggregate_cache_size: int = Field(
+        default=100_000,
+        ge=0,
+        description="Aggregates a writer keeps between batches (about 600 bytes each); "
+        "more than the accounts a monthly balance file touches avoids replaying their histories",
+    )
     ingest_workers: int | None = Field(
         default=None,
         ge=0,

@@ -143,12 +143,16 @@ def _referenced_ids(data: dict[str, Any]) -> list[UUID]:
 
 class Ingestor:
     def __init__(
-        self, app: CrmApplication, db: Database, national_id_key: bytes
+        self,
+        app: CrmApplication,
+        db: Database,
+        national_id_key: bytes,
+        cache_size: int = 100_000,
     ) -> None:
         self.app = app
         self.db = db
         self.national_id_key = national_id_key
-        self.cache = AggregateCache()
+        self.cache = AggregateCache(cache_size)
 
     def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
         """Stores what is new; in an atomic batch any problem rejects all of it."""

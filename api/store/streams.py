@@ -46,7 +46,7 @@ def clone(aggregate: Aggregate) -> Aggregate:
 
 
 class AggregateCache:
-    def __init__(self, maxsize: int = 20_000) -> None:
+    def __init__(self, maxsize: int = 100_000) -> None:
         self.maxsize = maxsize
         self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._lock = threading.Lock()

@@ -62,7 +62,9 @@ def _revive(value: Any, hook: Callable[[dict[str, Any]], Any]) -> Any:
         for key, item in value.items():
             if isinstance(item, dict | list):
                 value[key] = _revive(item, hook)
-        return hook(value)
+        # The hook changes only {"_type_", "_data_"} pairs; asking it about
+        # every other object is most of the cost of reading an event.
+        return hook(value) if len(value) == 2 and "_type_" in value else value
     if isinstance(value, list):
         return [
             _revive(item, hook) if isinstance(item, dict | list) else item
