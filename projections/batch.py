@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
+from psycopg.types.json import Jsonb
 
 from api.store.database import Cursor
 
@@ -45,7 +47,7 @@ class Bulk:
             f"(r->>{i})::{kind} AS {name}"
             for i, (name, kind) in enumerate(self.columns)
         )
-        rows = f"(SELECT {values} FROM jsonb_array_elements(%s::jsonb) AS r) AS v"
+        rows = f"(SELECT {values} FROM jsonb_array_elements(%s) AS r) AS v"
         object.__setattr__(self, "_sql", self.many.format(rows=rows))
 
     @classmethod
@@ -73,9 +75,9 @@ class Bulk:
             cur.executemany(self.one, rows)
             return
         if self.key:
-            last = {tuple(row[i] for i in self.key): row for row in rows}
-            rows = list(last.values())
-        cur.execute(self._sql, (orjson.dumps(rows).decode(),))
+            key = itemgetter(*self.key)
+            rows = list({key(row): row for row in rows}.values())
+        cur.execute(self._sql, (Jsonb(rows, dumps=orjson.dumps),))
 
 
 def send(cur: Cursor, statement: str | Bulk, rows: Sequence[Sequence[Any]]) -> None:

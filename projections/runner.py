@@ -266,9 +266,12 @@ class ProjectionRunner:
         listener = None
         while not self._stop.is_set():
             try:
+                # Listening starts before the log is read, so nothing committed
+                # after that read goes unnoticed until the next timeout.
+                listener = self._listen(listener)
                 self.catch_up()
                 self.last_error = None
-                listener = self._wait_for_news(listener)
+                self._wait_for_news(listener)
             except (
                 DatabaseUnavailable,
                 psycopg.OperationalError,
@@ -283,13 +286,23 @@ class ProjectionRunner:
                 log.exception("projection.failed")
                 self._stop.wait(2.0)
 
-    def _wait_for_news(self, listener: Any) -> Any:
-        if self.listen_conninfo is None:
-            self._stop.wait(self.poll_seconds)
-            return None
+    def _listen(self, listener: Any) -> Any:
+        if self.listen_conninfo is None or listener is not None:
+            return listener
+        listener = psycopg.connect(self.listen_conninfo, autocommit=True)
+        listener.execute("LISTEN crm_events")
+        return listener
+
+    def _wait_for_news(self, listener: Any) -> None:
+        """Until a save is notified (PostgreSQL) or for the poll interval (SQLite).
+
+        Every notification already received is taken too: the next read of the
+        log covers them all, and one left behind would only cause a read that
+        finds nothing."""
         if listener is None:
-            listener = psycopg.connect(self.listen_conninfo, autocommit=True)
-            listener.execute("LISTEN crm_events")
+            self._stop.wait(self.poll_seconds)
+            return
         for _ in listener.notifies(timeout=1.0, stop_after=1):
             break
-        return listener
+        for _ in listener.notifies(timeout=0.0):
+            pass
