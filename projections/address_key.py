@@ -524,6 +524,19 @@ def _country(value: str | None) -> str:
 
 def address_key(address: Mapping[str, str | None]) -> str:
     """Returns a canonical key: two addresses are the same place iff their keys are equal."""
+    try:
+        return _remembered_key(tuple(sorted(address.items())))
+    except TypeError:  # a value that cannot be hashed or ordered
+        return _key(address)
+
+
+@lru_cache(maxsize=4096)
+def _remembered_key(items: tuple[tuple[str, str | None], ...]) -> str:
+    # Several views key the same address of one event (registrations, moves).
+    return _key(dict(items))
+
+
+def _key(address: Mapping[str, str | None]) -> str:
     line = address.get("line") or ""
     country = _country(address.get("country"))
     if _CJK.search(line):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -180,20 +181,35 @@ class ProjectionRunner:
         with self.db.transaction() as cur:
             positions = {p.name: read_position(cur, p.name) for p in projections}
         read = 0
-        while projections and not self._stop.is_set():
-            start = min(positions.values())
-            notifications = self.app.recorder.select_notifications(
-                start, page_size, inclusive_of_start=False
-            )
-            if not notifications:
-                break
-            records = [decode(self.app, n) for n in notifications]
-            moved = self._apply(projections, positions, records)
-            positions.update(moved)
-            read += len(records)
-            if len(notifications) < page_size:
-                break
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            ahead: Future[list[EventRecord]] | None = None
+            ahead_start = 0
+            while projections and not self._stop.is_set():
+                start = min(positions.values())
+                if ahead is None or ahead_start != start:
+                    records = self._read_page(start, page_size)
+                else:
+                    records = ahead.result()
+                if not records:
+                    break
+                full = len(records) == page_size
+                if full:
+                    # The next page is read and decoded while this one is written:
+                    # mostly while this thread waits for the database.
+                    ahead_start = records[-1].position
+                    ahead = reader.submit(self._read_page, ahead_start, page_size)
+                moved = self._apply(projections, positions, records)
+                positions.update(moved)
+                read += len(records)
+                if not full:
+                    break
         return read
+
+    def _read_page(self, start: int, size: int) -> list[EventRecord]:
+        notifications = self.app.recorder.select_notifications(
+            start, size, inclusive_of_start=False
+        )
+        return [decode(self.app, n) for n in notifications]
 
     def _apply(
         self,
