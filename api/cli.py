@@ -266,26 +266,41 @@ def _ingest_items(
     strict: bool,
     progress: Any,
 ) -> dict[str, int]:
-    from api.store.overlap import OverlappedIngest
-
     totals = {"stored": 0, "duplicate": 0, "rejected": 0}
+    batch: list[Any] = []
+    line_numbers: list[int] = []
+    pending_bytes = 0
+    # Batches being validated ahead of the writer: (result, their line numbers).
+    ahead: deque[tuple[Pending, list[int]]] = deque()
     with Preparer(
         platform.settings.national_id_key, platform.settings.validation_workers
     ) as preparer:
-        batches = _batches(items, size, strict, preparer, totals, progress)
-        if strict:
-            for pending, lines in batches:
-                _store_strictly(platform, pending, lines, totals)
-        else:
-            waiting: deque[list[int]] = deque()
-
-            def prepared() -> Iterator[list[Any]]:
-                for pending, lines in batches:
-                    waiting.append(lines)
-                    yield pending.result()
-
-            for report in OverlappedIngest(platform.ingestor).run(prepared()):
-                _add(totals, report, waiting.popleft())
+        for number, event, problem, read in items:
+            pending_bytes += read
+            if problem is not None:
+                typer.echo(f"line {number}: {problem}", err=True)
+                totals["rejected"] += 1
+                if strict:
+                    fail(
+                        f"stopped at line {number} (--strict); earlier batches were stored"
+                    )
+                continue
+            if event is None:
+                continue
+            batch.append(event)
+            line_numbers.append(number)
+            if len(batch) >= size:
+                ahead.append((preparer.submit(batch), line_numbers))
+                batch, line_numbers = [], []
+                while len(ahead) > BATCHES_AHEAD:
+                    _flush(platform, *ahead.popleft(), totals, strict)
+                if progress is not None:
+                    progress.update(pending_bytes)
+                    pending_bytes = 0
+        if batch:
+            ahead.append((preparer.submit(batch), line_numbers))
+        while ahead:
+            _flush(platform, *ahead.popleft(), totals, strict)
     if progress is not None:
         progress.render_finish()
     return totals
@@ -294,65 +309,27 @@ def _ingest_items(
 BATCHES_AHEAD = 2
 
 
-def _batches(
-    items: Iterator[tuple[int, Any, str | None, int]],
-    size: int,
-    strict: bool,
-    preparer: Preparer,
-    totals: dict[str, int],
-    progress: Any,
-) -> Iterator[tuple[Pending, list[int]]]:
-    """Batches of `size` events with their line numbers, validated `BATCHES_AHEAD`
-    ahead of the one handed out; lines that are not JSON are reported here."""
-    batch: list[Any] = []
-    line_numbers: list[int] = []
-    pending_bytes = 0
-    ahead: deque[tuple[Pending, list[int]]] = deque()
-    for number, event, problem, read in items:
-        pending_bytes += read
-        if problem is not None:
-            typer.echo(f"line {number}: {problem}", err=True)
-            totals["rejected"] += 1
-            if strict:
-                fail(
-                    f"stopped at line {number} (--strict); earlier batches were stored"
-                )
-            continue
-        if event is None:
-            continue
-        batch.append(event)
-        line_numbers.append(number)
-        if len(batch) >= size:
-            ahead.append((preparer.submit(batch), line_numbers))
-            batch, line_numbers = [], []
-            while len(ahead) > BATCHES_AHEAD:
-                yield ahead.popleft()
-            if progress is not None:
-                progress.update(pending_bytes)
-                pending_bytes = 0
-    if batch:
-        ahead.append((preparer.submit(batch), line_numbers))
-    while ahead:
-        yield ahead.popleft()
-
-
-def _store_strictly(
+def _flush(
     platform: Platform,
     prepared: Pending,
     lines: list[int],
     totals: dict[str, int],
+    strict: bool,
 ) -> None:
     from api.store.ingest import BatchRejected
 
-    try:
-        report = platform.ingestor.ingest_prepared(prepared.result(), atomic=True)
-    except BatchRejected as error:
-        for problem in error.problems:
-            typer.echo(
-                f"line {lines[problem.index]}: {problem.field or 'event'}: {problem.message} [{problem.code}]",
-                err=True,
-            )
-        fail("stopped (--strict): nothing from this batch was stored")
+    if strict:
+        try:
+            report = platform.ingestor.ingest_prepared(prepared.result(), atomic=True)
+        except BatchRejected as error:
+            for problem in error.problems:
+                typer.echo(
+                    f"line {lines[problem.index]}: {problem.field or 'event'}: {problem.message} [{problem.code}]",
+                    err=True,
+                )
+            fail("stopped (--strict): nothing from this batch was stored")
+    else:
+        report = platform.ingestor.ingest_prepared(prepared.result(), atomic=False)
     _add(totals, report, lines)
 
 

@@ -178,7 +178,21 @@ class Ingestor:
                 if attempt == MAX_SAVE_ATTEMPTS:
                     raise
                 log.info("ingest.retry", attempt=attempt)
-        return finish_report(report)
+        for outcome in report.outcomes:
+            if outcome.same_as is not None:
+                first = report.outcomes[outcome.same_as]
+                outcome.position = first.position
+                if first.status == "rejected":
+                    outcome.status, outcome.error = "rejected", first.error
+        log.info(
+            "ingest.batch",
+            events=len(prepared),
+            stored=report.count("stored"),
+            duplicates=report.count("duplicate"),
+            rejected=report.count("rejected"),
+            position=report.position,
+        )
+        return report
 
     def validate(
         self, raw_events: list[Any], report: Report, atomic: bool
@@ -255,19 +269,6 @@ class Ingestor:
     ) -> None:
         uow = UnitOfWork(self.app, self.cache)
         uow.preload(self.db, fresh)
-        accepted = self.decide(uow, fresh, report, atomic)
-        if accepted:
-            positions = save_accepted(self.app, uow.changed(), accepted, self.cache)
-            mark_stored(report, accepted, positions)
-
-    def decide(
-        self,
-        uow: UnitOfWork,
-        fresh: list[_Candidate],
-        report: Report,
-        atomic: bool,
-    ) -> list[_Candidate]:
-        """Applies each candidate to the unit of work's aggregates; returns the accepted."""
         decider = Decider(uow, self.national_id_key)
         accepted: list[_Candidate] = []
         for candidate in fresh:
@@ -284,16 +285,13 @@ class Ingestor:
                 outcome.status, outcome.error = "rejected", error
                 continue
             accepted.append(candidate)
-        return accepted
-
-
-def mark_stored(
-    report: Report, accepted: list[_Candidate], positions: dict[str, int]
-) -> None:
-    for candidate in accepted:
-        outcome = report.outcomes[candidate.index]
-        outcome.status = "stored"
-        outcome.position = positions[str(candidate.event.event_id)]
+        if not accepted:
+            return
+        positions = save_accepted(self.app, uow.changed(), accepted, self.cache)
+        for candidate in accepted:
+            outcome = report.outcomes[candidate.index]
+            outcome.status = "stored"
+            outcome.position = positions[str(candidate.event.event_id)]
 
 
 def save_accepted(
@@ -313,25 +311,6 @@ def save_accepted(
     recordings = app.save_aggregates(aggregates, order, event_log=event_log)
     cache.put_saved(aggregates)
     return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
-
-
-def finish_report(report: Report) -> Report:
-    """Copies of an event within the batch share its outcome; logs the batch."""
-    for outcome in report.outcomes:
-        if outcome.same_as is not None:
-            first = report.outcomes[outcome.same_as]
-            outcome.position = first.position
-            if first.status == "rejected":
-                outcome.status, outcome.error = "rejected", first.error
-    log.info(
-        "ingest.batch",
-        events=len(report.outcomes),
-        stored=report.count("stored"),
-        duplicates=report.count("duplicate"),
-        rejected=report.count("rejected"),
-        position=report.position,
-    )
-    return report
 
 
 def rejected_by_rule(candidate: _Candidate, error: DomainError) -> BatchRejected:
