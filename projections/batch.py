@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from api.store.database import Cursor
 
 CHUNK = 500
+BULK_ROWS = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +78,10 @@ class Bulk:
         if self.key:
             key = itemgetter(*self.key)
             rows = list({key(row): row for row in rows}.values())
-        cur.execute(self._sql, (Jsonb(rows, dumps=orjson.dumps),))
+        # A few thousand rows a statement: as fast, and the JSON stays small.
+        for start in range(0, len(rows), BULK_ROWS):
+            chunk = rows[start : start + BULK_ROWS]
+            cur.execute(self._sql, (Jsonb(chunk, dumps=orjson.dumps),))
 
 
 def send(cur: Cursor, statement: str | Bulk, rows: Sequence[Sequence[Any]]) -> None:

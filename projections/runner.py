@@ -25,7 +25,8 @@ log = structlog.get_logger("crm.projections")
 
 
 PAGE_SIZE = 1000  # events per transaction when following the log
-REBUILD_PAGE_SIZE = 5000
+REBUILD_PAGE_SIZE = 4000
+READ_ROWS = 1000  # stored events per query
 
 
 class PositionMoved(Exception):
@@ -206,10 +207,19 @@ class ProjectionRunner:
         return read
 
     def _read_page(self, start: int, size: int) -> list[EventRecord]:
-        notifications = self.app.recorder.select_notifications(
-            start, size, inclusive_of_start=False
-        )
-        return [decode(self.app, n) for n in notifications]
+        """The next `size` events after `start`, read a thousand at a time: the
+        stored rows take more memory than the records, and only while decoded."""
+        records: list[EventRecord] = []
+        while len(records) < size:
+            limit = min(READ_ROWS, size - len(records))
+            notifications = self.app.recorder.select_notifications(
+                start, limit, inclusive_of_start=False
+            )
+            records += [decode(self.app, n) for n in notifications]
+            if len(notifications) < limit:
+                break
+            start = records[-1].position
+        return records
 
     def _apply(
         self,
