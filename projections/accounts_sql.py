@@ -43,6 +43,7 @@ UPDATE_LATEST_BALANCE = Bulk(
         ("account_id", "text"),
         ("as_of_again", "text"),
     ),
+    key=(3,),
 )
 
 INSERT_BALANCE_REPORT = Bulk.insert(

@@ -78,7 +78,7 @@ class Bulk:
         if self.key:
             key = itemgetter(*self.key)
             rows = list({key(row): row for row in rows}.values())
-        # A few thousand rows a statement: as fast, and the JSON stays small.
+        # A thousand rows a statement are as fast, and keep the JSON small.
         for start in range(0, len(rows), BULK_ROWS):
             chunk = rows[start : start + BULK_ROWS]
             cur.execute(self._sql, (Jsonb(chunk, dumps=orjson.dumps),))
@@ -117,9 +117,9 @@ def rows_in(
 
 
 class Writes:
-    """Statements of one page, kept until `flush`, then each sent as one
-    `executemany`: the statements named in `first` in that order, then the
-    others in the order they were first used.
+    """Statements of one page, kept until `flush`, then each sent with all its
+    rows at once (`send`): the statements named in `first` in that order, then
+    the others in the order they were first used.
 
     Grouping reorders statements of different kinds, so a projection uses one
     `Writes` only for statements that commute (other tables, or other rows) or
@@ -141,9 +141,6 @@ class Writes:
 
     def extend(self, sql: str | Bulk, rows: Iterable[Sequence[Any]]) -> None:
         self._rows.setdefault(sql, []).extend(rows)
-
-    def __bool__(self) -> bool:
-        return any(self._rows.values())
 
     def flush(self, cur: Cursor) -> None:
         pending = self._rows
@@ -196,7 +193,7 @@ class PageTable:
 
 class Statements:
     """Statements kept in the order they were made until `flush`; consecutive
-    uses of one statement are sent as one `executemany`. For writes whose order
+    uses of one statement are sent together (`send`). For writes whose order
     matters (several statements set one row's columns), unlike `Writes`."""
 
     def __init__(self) -> None:
