@@ -51,32 +51,40 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the HTTP API and, in a supervised child process, the projections
-    (migrates an empty database first)."""
+    """Run the HTTP API and the projections (migrates an empty database first).
+
+    With one process, the projections run in a supervised child process; with
+    --workers N, the N HTTP processes are children and this process, which
+    only supervises them, runs the projections itself."""
     import uvicorn
 
     from api.http.app import create_app
     from api.worker import projection_worker, web_workers_env
 
-    with platform_from_env() as platform, projection_worker():
+    with platform_from_env() as platform:
         count = workers or platform.settings.web_workers
         if count > 1:
             # Each worker process builds its own platform (see app_from_env); they
             # share the log through the database, as separate servers would.
-            with web_workers_env():
-                uvicorn.run(
-                    "api.http.app:app_from_env",
-                    factory=True,
-                    workers=count,
-                    host=host,
-                    port=port,
-                    log_config=None,
-                    access_log=False,
-                )
+            platform.runner.start()
+            try:
+                with web_workers_env():
+                    uvicorn.run(
+                        "api.http.app:app_from_env",
+                        factory=True,
+                        workers=count,
+                        host=host,
+                        port=port,
+                        log_config=None,
+                        access_log=False,
+                    )
+            finally:
+                platform.runner.stop()
             return
-        platform.runner.followed_elsewhere = True
-        app = create_app(platform)
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        with projection_worker():
+            platform.runner.followed_elsewhere = True
+            app = create_app(platform)
+            uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @cli.command()
