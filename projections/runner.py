@@ -27,6 +27,7 @@ log = structlog.get_logger("crm.projections")
 PAGE_SIZE = 1000  # events per transaction when following the log
 REBUILD_PAGE_SIZE = 4000
 READ_ROWS = 1000  # stored events per query
+WAIT_STEP_SECONDS = 0.02
 
 
 class PositionMoved(Exception):
@@ -38,6 +39,13 @@ def read_position(cur: Cursor, name: str) -> int:
         "SELECT position FROM projection_positions WHERE name = %s", (name,)
     ).fetchone()
     return int(row["position"]) if row else 0
+
+
+def read_positions(cur: Cursor, names: Sequence[str]) -> dict[str, int]:
+    """Every named projection's position in one query (0 when it has none)."""
+    rows = cur.execute("SELECT name, position FROM projection_positions").fetchall()
+    found = {row["name"]: int(row["position"]) for row in rows}
+    return {name: found.get(name, 0) for name in names}
 
 
 def write_position(cur: Cursor, name: str, old: int, new: int) -> Callable[[], None]:
@@ -126,9 +134,8 @@ class ProjectionRunner:
 
     def min_position(self) -> int:
         with self.db.transaction() as cur:
-            return min(
-                (read_position(cur, p.name) for p in self.projections), default=0
-            )
+            positions = read_positions(cur, [p.name for p in self.projections])
+        return min(positions.values(), default=0)
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Waits until every projection has reached `position`; False on timeout."""
@@ -139,8 +146,10 @@ class ProjectionRunner:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
+            # A worker process moves the positions without notifying this one:
+            # look again soon (one query), so a read waits little past them.
             with self._progress:
-                self._progress.wait(min(remaining, 0.05))
+                self._progress.wait(min(remaining, WAIT_STEP_SECONDS))
 
     @property
     def is_following(self) -> bool:
@@ -180,7 +189,7 @@ class ProjectionRunner:
         projection that has not seen it, all in one transaction per page."""
         page_size = page_size or self.batch_size
         with self.db.transaction() as cur:
-            positions = {p.name: read_position(cur, p.name) for p in projections}
+            positions = read_positions(cur, [p.name for p in projections])
         read = 0
         with ThreadPoolExecutor(max_workers=1) as reader:
             ahead: Future[list[EventRecord]] | None = None
