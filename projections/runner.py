@@ -128,12 +128,15 @@ class ProjectionRunner:
 
     # positions ------------------------------------------------------------
 
+    # Positions are read outside any write transaction (`Database.read`): on
+    # SQLite a read does not take the write lock, and readers poll positions.
+
     def position(self, name: str) -> int:
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             return read_position(cur, name)
 
     def min_position(self) -> int:
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             positions = read_positions(cur, [p.name for p in self.projections])
         return min(positions.values(), default=0)
 
@@ -188,7 +191,7 @@ class ProjectionRunner:
         """Reads and decodes each page of the log once, and feeds it to every
         projection that has not seen it, all in one transaction per page."""
         page_size = page_size or self.batch_size
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             positions = read_positions(cur, [p.name for p in projections])
         read = 0
         with ThreadPoolExecutor(max_workers=1) as reader:
