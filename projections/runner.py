@@ -273,9 +273,9 @@ class ProjectionRunner:
     def rebuild(self, names: Sequence[str] | None = None) -> int:
         """Empties the named projections (all by default) and replays the whole log."""
         chosen = [p for p in self.projections if names is None or p.name in names]
-        for projection in chosen:
-            with self.db.transaction() as cur:
-                empty_tables(cur, projection.tables)
+        with self.db.transaction() as cur:  # one commit for all of them
+            empty_tables(cur, [t for p in chosen for t in p.tables])
+            for projection in chosen:
                 cur.execute(
                     "DELETE FROM projection_positions WHERE name = %s",
                     (projection.name,),
