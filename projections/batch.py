@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from api.store.database import Cursor
 
 CHUNK = 500
+_TEXTS_OF_JSON = "ARRAY(SELECT jsonb_array_elements_text(%s))"
 BULK_ROWS = 1000
 
 
@@ -94,19 +95,19 @@ def send(cur: Cursor, statement: str | Bulk, rows: Sequence[Sequence[Any]]) -> N
 def rows_in(
     cur: Cursor, query: str, values: Iterable[Any], *, repeat: int = 1
 ) -> list[dict[str, Any]]:
-    """Rows of `query` for every value.
+    """Rows of `query` for every value (text: ids, keys).
 
     `query` has `IN {ids}`, `repeat` times (each gets the same values). On
-    PostgreSQL it becomes `= ANY(%s)` with one array, so the statement's text is
-    the same whatever the number of values; SQLite gets IN-lists of 500 values.
+    PostgreSQL the values travel as one JSON array (a list parameter would be
+    dumped value by value) and the statement's text is the same whatever their
+    number; SQLite gets IN-lists of 500 values.
     """
     wanted = sorted(set(values))
     if not wanted:
         return []
     if not cur.sqlite:
-        return cur.execute(
-            query.replace("IN {ids}", "= ANY(%s)"), [wanted] * repeat
-        ).fetchall()
+        sql = query.replace("IN {ids}", f"= ANY({_TEXTS_OF_JSON})")
+        return cur.execute(sql, [Jsonb(wanted, dumps=orjson.dumps)] * repeat).fetchall()
     size = CHUNK // repeat
     rows: list[dict[str, Any]] = []
     for start in range(0, len(wanted), size):
