@@ -18,6 +18,16 @@ PEOPLE_IN = (
     f"SELECT {PERSON_COLUMNS} FROM household_people WHERE customer_id IN {{ids}}"
 )
 
+# The people and everyone else in their households, in one read (UNION ALL, not
+# OR, so that both halves can use an index).
+PEOPLE_AND_HOUSEMATES = (
+    f"SELECT {PERSON_COLUMNS} FROM household_people WHERE customer_id IN {{ids}} "
+    f"UNION ALL SELECT {PERSON_COLUMNS} FROM household_people WHERE household_id IN "
+    "(SELECT household_id FROM household_people "
+    "WHERE customer_id IN {ids} AND household_id IS NOT NULL) "
+    "AND NOT customer_id IN {ids}"
+)
+
 # Everyone (live or merged away) by one of the columns people are looked up by.
 PEOPLE_WHERE = {
     column: f"SELECT {PERSON_COLUMNS} FROM household_people WHERE {column} IN {{ids}}"

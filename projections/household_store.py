@@ -109,6 +109,19 @@ class HouseholdStore:
         for customer_id in missing:
             self._people.setdefault(customer_id, None)
 
+    def load_people_and_housemates(self, customer_ids: Iterable[str]) -> None:
+        """The people and everyone in their (stored) households, in one query."""
+        missing = {c for c in customer_ids if c not in self._people}
+        if not missing:
+            return
+        rows = rows_in(self.cur, sql.PEOPLE_AND_HOUSEMATES, missing, repeat=3)
+        for row in rows:
+            self._know(row)
+            if row["customer_id"] in missing and row["household_id"] is not None:
+                self._complete["household_id"].add(row["household_id"])
+        for customer_id in missing:
+            self._people.setdefault(customer_id, None)
+
     def person(self, customer_id: str) -> Person | None:
         if customer_id not in self._people:
             self.load_people((customer_id,))
@@ -466,7 +479,7 @@ def prefetch(store: HouseholdStore, records: Iterable[EventRecord]) -> None:
             others |= holders
         held = store.holders("customer_id", others)
         store.load_accounts(set().union(*held.values()))
-    store.load_people(linking | others)
+    store.load_people_and_housemates(linking | others)
     linking |= store.people_with("address_key", addresses)
     linking |= store.people_with("national_id_hash", national_ids)
     _read_households_of(store, linking | others)
