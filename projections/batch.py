@@ -107,9 +107,12 @@ def rows_in(
         return []
     if not cur.sqlite:
         sql = query.replace("IN {ids}", f"= ANY({_TEXTS_OF_JSON})")
-        return cur.execute(sql, [Jsonb(wanted, dumps=orjson.dumps)] * repeat).fetchall()
+        params = [Jsonb(wanted, dumps=orjson.dumps)] * repeat
+        # PostgreSQL rows already are dicts (dict_row): no copy of each.
+        rows: list[dict[str, Any]] = cur.execute(sql, params).raw.fetchall()
+        return rows
     size = CHUNK // repeat
-    rows: list[dict[str, Any]] = []
+    rows = []
     for start in range(0, len(wanted), size):
         chunk = wanted[start : start + size]
         placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
