@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -13,6 +12,7 @@ from projections import customers_sql as sql
 from projections.base import ReadsAhead
 from projections.batch import PageTable, Statements, Writes
 from projections.records import EventRecord
+from projections.service_values import cents
 
 try:
     from projections.address_key import address_key
@@ -36,11 +36,6 @@ CORRECTABLE = (
 )
 
 _NOT_DIGIT = re.compile(r"\D")
-
-
-def cents(amount: str) -> int:
-    """'1234.50' -> 123450 (amounts are stored as decimal strings)."""
-    return int(Decimal(amount).scaleb(2).to_integral_value())
 
 
 def phone_digits(phone: str | None) -> str | None:

@@ -13,7 +13,6 @@ import orjson
 
 from api.store.database import Cursor
 from projections.base import ReadsAhead
-from projections.customers import cents
 from projections.household_assign import Change, reassign
 from projections.household_graph import Person, load_neighbourhood, survivor_of
 from projections.household_queries import (
@@ -28,6 +27,7 @@ from projections.household_queries import (
 from projections.household_store import HouseholdStore, Relation, prefetch
 from projections.household_summary import refresh_household
 from projections.records import EventRecord
+from projections.service_values import cents
 
 try:
     from projections.address_key import address_key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,8 +19,15 @@ def utc_text(moment: str | datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+_PLAIN_MONEY = re.compile(r"(-?[0-9]+)(?:\.([0-9]{1,2}))?")
+
+
 def cents(amount: str) -> int:
     """'1234.50' -> 123450 (the log stores money as decimal strings)."""
+    plain = _PLAIN_MONEY.fullmatch(amount)
+    if plain is not None:  # the usual form, read without a Decimal
+        whole, fraction = plain.groups()
+        return int(whole + (fraction or "").ljust(2, "0"))
     return int(Decimal(amount).scaleb(2).to_integral_value())
 
 
