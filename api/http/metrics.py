@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from api.bootstrap import Platform
-from projections.runner import read_position
+from projections.runner import read_positions
 
 
 @dataclass
@@ -24,10 +24,8 @@ def log_head(platform: Platform) -> int:
 def projection_states(platform: Platform) -> tuple[int, list[ProjectionState]]:
     """The log head and, for each projection, its position and how far it trails."""
     head = log_head(platform)
-    with platform.db.transaction() as cur:
-        positions = {
-            p.name: read_position(cur, p.name) for p in platform.runner.projections
-        }
+    with platform.db.read() as cur:
+        positions = read_positions(cur, [p.name for p in platform.runner.projections])
     return head, [
         ProjectionState(name, position, max(head - position, 0))
         for name, position in positions.items()
