@@ -193,7 +193,7 @@ class ProjectionRunner:
         page_size = page_size or self.batch_size
         with self.db.read() as cur:
             positions = read_positions(cur, [p.name for p in projections])
-        read = 0
+        read = pages = 0
         with ThreadPoolExecutor(max_workers=1) as reader:
             ahead: Future[list[EventRecord]] | None = None
             ahead_start = 0
@@ -214,9 +214,28 @@ class ProjectionRunner:
                 moved = self._apply(projections, positions, records)
                 positions.update(moved)
                 read += len(records)
+                pages += 1
+                if pages & (pages - 1) == 0:  # pages 1, 2, 4, 8, ...
+                    self._refresh_statistics(projections)
                 if not full:
                     break
         return read
+
+    def _refresh_statistics(self, projections: Sequence[Projection]) -> None:
+        """ANALYZE the views' tables while they grow (PostgreSQL).
+
+        A rebuild or a first catch-up fills tables that were empty when the
+        planner last looked; with those statistics it plans a key lookup inside
+        a page's statements as a scan of the whole table, and the page gets
+        slower with every row (seen at 1,000,000 events: one bulk update of
+        customer totals scanned `accounts` tens of thousands of times).
+        Refreshing at pages 1, 2, 4, 8, ... keeps the statistics within a factor
+        of two of the tables at a cost of a few ANALYZEs per rebuild."""
+        if self.db.backend != "postgresql":
+            return
+        tables = sorted({t for p in projections for t in p.tables})
+        with self.db.transaction() as cur:
+            cur.execute(f"ANALYZE {', '.join(tables)}")
 
     def _read_page(self, start: int, size: int) -> list[EventRecord]:
         """The next `size` events after `start`, read a thousand at a time: the
