@@ -118,8 +118,10 @@ class ProjectionRunner:
         self.batch_size = batch_size or PAGE_SIZE
         self.rebuild_batch_size = rebuild_batch_size or batch_size or REBUILD_PAGE_SIZE
         self.poll_seconds = poll_seconds
-        # Pages applied by this runner, for refreshing statistics at 1, 2, 4, 8, ...
-        # (counted over its life: following the log must not ANALYZE per wake-up).
+        # Full pages applied by this runner, for refreshing statistics at 1, 2, 4,
+        # 8, ... Counted over its life and only while catching up a backlog: an
+        # ANALYZE of large tables stalls the views for a second or two, which
+        # following the log (small pages) must not pay; autovacuum keeps those.
         self._pages_applied = 0
         self.listen_conninfo = listen_conninfo
         self._stop = threading.Event()
@@ -217,9 +219,10 @@ class ProjectionRunner:
                 moved = self._apply(projections, positions, records)
                 positions.update(moved)
                 read += len(records)
-                self._pages_applied += 1
-                if self._pages_applied & (self._pages_applied - 1) == 0:
-                    self._refresh_statistics(projections)  # pages 1, 2, 4, 8, ...
+                if full:  # catching up a backlog, not following the log
+                    self._pages_applied += 1
+                    if self._pages_applied & (self._pages_applied - 1) == 0:
+                        self._refresh_statistics(projections)  # pages 1, 2, 4, ...
                 if not full:
                     break
         return read

@@ -8,7 +8,7 @@ from api.bootstrap import Platform
 from tests.factories import registered
 
 
-def test_statistics_are_refreshed_at_pages_1_2_4_8_of_the_runners_life(
+def test_statistics_are_refreshed_at_full_pages_1_2_4_8_of_a_backlog(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     refreshed: list[int] = []
@@ -18,12 +18,18 @@ def test_statistics_are_refreshed_at_pages_1_2_4_8_of_the_runners_life(
         "_refresh_statistics",
         lambda projections: refreshed.append(runner._pages_applied),
     )
-    for _ in range(9):  # nine wake-ups, one new event (one page) each
+    platform.ingestor.ingest([registered() for _ in range(9)], atomic=False)
+    runner.batch_size = 1  # a backlog of nine full pages
+    runner.catch_up()
+    assert refreshed == [1, 2, 4, 8]
+    runner.batch_size = 1000
+    for _ in range(5):  # following the log: one small page per wake-up
         platform.ingestor.ingest([registered()], atomic=False)
         runner.catch_up()
     assert refreshed == [1, 2, 4, 8]
-    runner.rebuild()  # emptied tables: counting starts again (one page here)
-    assert refreshed == [1, 2, 4, 8, 1]
+    runner.rebuild_batch_size = 2
+    runner.rebuild()  # emptied tables: counting starts again
+    assert refreshed == [1, 2, 4, 8, 1, 2, 4]
 
 
 @pytest.mark.postgres
@@ -34,6 +40,7 @@ def test_a_refresh_analyzes_every_view_table(postgres_url: str) -> None:
     platform = build_platform(Settings(database_url=postgres_url, secret_key="k"))
     try:
         platform.ingestor.ingest([registered()], atomic=False)
+        platform.runner.batch_size = 1  # a full page: a backlog
         platform.runner.catch_up()
         with platform.db.read() as cur:
             rows = cur.execute(
