@@ -119,29 +119,24 @@ def _customer_rows(
 
 
 def customer_history(
-    cur: Cursor,
-    customer_id: str,
-    *,
-    cursor: str | None = None,
-    limit: int = 50,
-    channel: str | Sequence[str] | None = None,
-    types: str | Sequence[str] | None = None,
-    since: str | datetime | None = None,
-    until: str | datetime | None = None,
+    cur: Cursor, customer_id: str, **options: Any
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The customer's touchpoints, plus those of every record merged into it."""
-    filters = {
-        "cursor": cursor,
-        "channel": channel,
-        "types": types,
-        "since": since,
-        "until": until,
-    }
-    _, rows = _customer_rows(cur, customer_id, limit, filters)
-    return _page(rows, limit)
+    """The customer's touchpoints, plus those of every record merged into it.
+
+    `options`: cursor, limit (50), channel, types, since, until."""
+    return _customer_page(cur, customer_id, **options)[1]
 
 
 def known_customer_history(
+    cur: Cursor, customer_id: str, **options: Any
+) -> tuple[list[dict[str, Any]], str | None] | None:
+    """`customer_history`, or None when the customer is not in the customers view
+    (one statement for both)."""
+    known, page = _customer_page(cur, customer_id, **options)
+    return page if known else None
+
+
+def _customer_page(
     cur: Cursor,
     customer_id: str,
     *,
@@ -151,9 +146,7 @@ def known_customer_history(
     types: str | Sequence[str] | None = None,
     since: str | datetime | None = None,
     until: str | datetime | None = None,
-) -> tuple[list[dict[str, Any]], str | None] | None:
-    """`customer_history`, or None when the customer is not in the customers view
-    (one statement for both)."""
+) -> tuple[bool, tuple[list[dict[str, Any]], str | None]]:
     filters = {
         "cursor": cursor,
         "channel": channel,
@@ -162,7 +155,7 @@ def known_customer_history(
         "until": until,
     }
     known, rows = _customer_rows(cur, customer_id, limit, filters)
-    return _page(rows, limit) if known else None
+    return known, _page(rows, limit)
 
 
 def household_history(
