@@ -137,17 +137,13 @@ class PostgresDatabase(Database):
                 self._opened = True
 
     @contextmanager
-    def transaction(self, *, pipeline: bool = False) -> Iterator[Cursor]:
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection; an unreachable server becomes DatabaseUnavailable."""
         self._open()
         try:
             with self.pool.connection() as conn:
                 try:
-                    if pipeline:
-                        with conn.pipeline() as flow, conn.cursor() as raw:
-                            yield Cursor(raw, sqlite=False, pipeline=flow)
-                    else:
-                        with conn.cursor() as raw:
-                            yield Cursor(raw, sqlite=False)
+                    yield conn
                 finally:
                     # Not the pool's `reset` hook: with one, the pool hands every
                     # returned connection to its worker thread.
@@ -156,20 +152,25 @@ class PostgresDatabase(Database):
             raise DatabaseUnavailable(str(error).splitlines()[0]) from error
 
     @contextmanager
+    def transaction(self, *, pipeline: bool = False) -> Iterator[Cursor]:
+        with self._connection() as conn:
+            if pipeline:
+                with conn.pipeline() as flow, conn.cursor() as raw:
+                    yield Cursor(raw, sqlite=False, pipeline=flow)
+            else:
+                with conn.cursor() as raw:
+                    yield Cursor(raw, sqlite=False)
+
+    @contextmanager
     def read(self) -> Iterator[Cursor]:
-        self._open()
-        try:
-            with self.pool.connection() as conn:
-                conn.autocommit = True
-                try:
-                    with conn.cursor() as raw:
-                        yield Cursor(raw, sqlite=False)
-                finally:
-                    if not conn.closed:
-                        conn.autocommit = False
-                    self._idle.returned(conn)
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            raise DatabaseUnavailable(str(error).splitlines()[0]) from error
+        with self._connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor() as raw:
+                    yield Cursor(raw, sqlite=False)
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
 
     def close(self) -> None:
         if self._opened:
@@ -201,9 +202,20 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def transaction(self, *, pipeline: bool = False) -> Iterator[Cursor]:
+        with self._begun("BEGIN IMMEDIATE") as cursor:
+            yield cursor
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        # A deferred transaction: one snapshot, and no write lock unless it writes.
+        with self._begun("BEGIN") as cursor:
+            yield cursor
+
+    @contextmanager
+    def _begun(self, begin: str) -> Iterator[Cursor]:
         conn = self._connection()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
         except sqlite3.OperationalError as error:
             raise DatabaseUnavailable(str(error)) from error
         raw = conn.cursor()
@@ -216,20 +228,6 @@ class SQLiteDatabase(Database):
             conn.execute("COMMIT")
         finally:
             raw.close()
-
-    @contextmanager
-    def read(self) -> Iterator[Cursor]:
-        conn = self._connection()
-        try:
-            conn.execute("BEGIN")
-        except sqlite3.OperationalError as error:
-            raise DatabaseUnavailable(str(error)) from error
-        raw = conn.cursor()
-        try:
-            yield Cursor(raw, sqlite=True)
-        finally:
-            raw.close()
-            conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
