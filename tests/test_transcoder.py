@@ -61,3 +61,49 @@ def test_stored_facts_round_trip() -> None:
     )
     state = dict(vars(fact))
     assert fast.decode(fast.encode(state)) == state
+
+
+def test_fact_mapper_writes_the_library_mappers_bytes() -> None:
+    from eventsourcing.persistence import Mapper
+
+    from api.store.mapper import FactMapper
+    from domain.account import Account, BalanceReported
+
+    plain, fast = transcoders()
+    library, ours = Mapper(transcoder=plain), FactMapper(transcoder=fast)
+    when = datetime.now(UTC)
+    envelope = {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": "2025-03-01T10:00:00+08:00",
+        "source": "branch:BJ001",
+        "actor": "officer:王芳",
+    }
+    first = CustomerRegistered(
+        originator_id=uuid.uuid4(),
+        originator_version=1,
+        timestamp=when,
+        originator_topic="crm.aggregate.Customer",
+        data={
+            "customer_id": "x",
+            "name": "张伟",
+            "address": {"line": "上海市黄浦区南京东路1号"},
+        },
+        **envelope,
+    )
+    later = BalanceReported(
+        originator_id=uuid.uuid4(),
+        originator_version=7,
+        timestamp=when,
+        data={"account_id": "y", "balance": "1234.50", "as_of": "2025-02-28"},
+        **{**envelope, "actor": None},
+    )
+    not_a_fact = Account.Created(
+        originator_id=uuid.uuid4(),
+        originator_version=1,
+        timestamp=when,
+        originator_topic="crm.aggregate.Account",
+    )
+    for event in [first, later, not_a_fact]:
+        expected = library.to_stored_event(event)
+        assert ours.to_stored_event(event) == expected
+        assert vars(ours.to_domain_event(expected)) == vars(event)

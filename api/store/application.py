@@ -52,6 +52,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, Any]:
     env: dict[str, Any] = {
         "CREATE_TABLE": "n",
         "TRANSCODER_TOPIC": "api.store.transcoder:OrjsonTranscoder",
+        "MAPPER_TOPIC": "api.store.mapper:FactMapper",
     }
     if settings.is_postgres:
         parts = settings.postgres_parts

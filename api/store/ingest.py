@@ -20,7 +20,8 @@ from api.store.prepare import Invalid, Prepared, prepare_batch
 from api.store.streams import AggregateCache, load_aggregates
 from domain.catalogue import FieldProblem
 from domain.errors import Conflict, DomainError, RuleViolated
-from domain.handling import Decider
+from domain.events import Fact
+from domain.handling import Decider, entity_id
 
 log = structlog.get_logger("crm.ingest")
 
@@ -137,8 +138,12 @@ class UnitOfWork:
 
 
 def _referenced_ids(data: dict[str, Any]) -> list[UUID]:
-    ids = [UUID(v) for k, v in data.items() if k.endswith("_id") and isinstance(v, str)]
-    return ids + [UUID(v) for v in data.get("joint_holder_ids", [])]
+    ids = [
+        entity_id(v)
+        for k, v in data.items()
+        if k.endswith("_id") and isinstance(v, str)
+    ]
+    return ids + [entity_id(v) for v in data.get("joint_holder_ids", [])]
 
 
 class Ingestor:
@@ -269,7 +274,7 @@ class Ingestor:
     ) -> None:
         uow = UnitOfWork(self.app, self.cache)
         uow.preload(self.db, fresh)
-        decider = Decider(uow, self.national_id_key)
+        decider = Decider(uow, self.national_id_key, Fact.create_timestamp())
         accepted: list[_Candidate] = []
         for candidate in fresh:
             try:

@@ -7,12 +7,14 @@ Every save must pass `event_log={(originator_id, version): (event_id, content_ha
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from api.store.chain import GENESIS, link
@@ -22,17 +24,19 @@ EventLog = dict[tuple[Any, int], tuple[str, bytes]]
 SELECT_HEAD = "SELECT chain_hash FROM crm_event_log ORDER BY position DESC LIMIT 1"
 
 
-def _index_rows(
+def _index_columns(
     previous: bytes,
     stored_events: Sequence[StoredEvent],
     positions: Sequence[int],
     event_log: EventLog | None,
-) -> list[tuple[Any, ...]]:
+) -> tuple[list[Any], list[Any], list[bytes], list[bytes]]:
+    """The index rows for `stored_events`, column by column (position, event_id,
+    content_hash, chain_hash), each link chained onto `previous`."""
     if event_log is None:
         raise ProgrammingError(
             "every save must pass event_log (see api.store.recorders)"
         )
-    rows = []
+    event_ids, content_hashes, chain_hashes = [], [], []
     for stored, position in zip(stored_events, positions, strict=True):
         event_id, content_hash = event_log[
             (stored.originator_id, stored.originator_version)
@@ -45,8 +49,10 @@ def _index_rows(
             stored.topic,
             stored.state,
         )
-        rows.append((position, event_id, content_hash, previous))
-    return rows
+        event_ids.append(event_id)
+        content_hashes.append(content_hash)
+        chain_hashes.append(previous)
+    return list(positions), event_ids, content_hashes, chain_hashes
 
 
 INSERT_LOG_ARRAYS = (
@@ -58,6 +64,7 @@ INSERT_LOG_ARRAYS = (
 class PostgresCrmRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._head = threading.local()
         # Four plain arrays dump far faster than one array of composite values.
         self.insert_arrays_statement = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
@@ -73,6 +80,9 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
     ) -> None:
         self._lock_table(curs)
         self._notify_channel(curs)
+        # The chain head is read under the lock and in the insert's round trip.
+        self._head.cursor = curs.connection.cursor()
+        self._head.cursor.execute(SELECT_HEAD, prepare=True)
         columns = (
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],
@@ -84,15 +94,19 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        positions = super()._fetch_ids_after_insert_events(
-            curs, stored_events, **kwargs
-        )
-        assert positions is not None
-        curs.execute(SELECT_HEAD)
-        head = curs.fetchone()
+        curs.row_factory = tuple_row
+        positions = [row[0] for row in curs.fetchall()]
+        if len(positions) != len(stored_events):
+            raise ProgrammingError(
+                f"got {len(positions)} notification ids for {len(stored_events)} events"
+            )
+        head_cursor, self._head.cursor = self._head.cursor, None
+        with head_cursor:
+            head = head_cursor.fetchone()
         previous = bytes(head["chain_hash"]) if head else GENESIS
-        rows = _index_rows(previous, stored_events, positions, kwargs.get("event_log"))
-        columns = [list(column) for column in zip(*rows, strict=True)]
+        columns = _index_columns(
+            previous, stored_events, positions, kwargs.get("event_log")
+        )
         curs.execute(INSERT_LOG_ARRAYS, columns, prepare=True)
         return positions
 
@@ -106,7 +120,10 @@ class SQLiteCrmRecorder(SQLiteApplicationRecorder):
         c.execute(SELECT_HEAD)
         head = c.fetchone()
         previous = bytes(head[0]) if head else GENESIS
-        rows = _index_rows(previous, stored_events, positions, kwargs.get("event_log"))
+        columns = _index_columns(
+            previous, stored_events, positions, kwargs.get("event_log")
+        )
+        rows = list(zip(*columns, strict=True))
         c.executemany(
             "INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) VALUES (?, ?, ?, ?)",
             rows,

@@ -15,7 +15,7 @@ from eventsourcing.persistence import JSONTranscoder
 
 # Datetimes, dataclasses and subclasses of str/int/dict/list must reach the
 # registered transcodings, as they do with the json module.
-_OPTIONS = (
+PASSTHROUGH = (
     orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_DATACLASS
     | orjson.OPT_PASSTHROUGH_SUBCLASS
@@ -27,7 +27,7 @@ class OrjsonTranscoder(JSONTranscoder):
         return orjson.dumps(
             _with_uuids_transcoded(obj, self._encode_obj),
             default=self._encode_obj,
-            option=_OPTIONS,
+            option=PASSTHROUGH,
         )
 
     def decode(self, data: bytes) -> Any:
