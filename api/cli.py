@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
-import orjson
 import typer
 
 from api.audit.cli import audit_cli
@@ -18,7 +17,7 @@ from api.cli_support import fail, platform_from_env, settings_from_env
 from api.keys import ROLES, create_key, revoke_key
 from api.store.ingest import Report
 from api.store.migrate import apply_migrations
-from api.store.prepare import Pending, Preparer
+from api.store.prepare import Invalid, Pending, Prepared, Preparer
 
 cli = typer.Typer(
     help="Event-sourced customer interaction platform.",
@@ -188,7 +187,9 @@ def ingest(
         items = (
             _csv_items(stream, source) if file_format == "csv" else _jsonl_items(stream)
         )
-        totals = _ingest_items(platform, items, size, strict, _progress(stream))
+        totals = _ingest_items(
+            platform, items, size, strict, _progress(stream), file_format == "jsonl"
+        )
     typer.echo(
         f"stored {totals['stored']}, duplicates {totals['duplicate']}, rejected {totals['rejected']}"
     )
@@ -232,16 +233,13 @@ def _open(file: str) -> TextIO:
 
 
 def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, Any, str | None, int]]:
-    """(line number, parsed event or None, problem, bytes read) for each line."""
+    """(line number, the line's text or None, problem, bytes read) for each line.
+
+    Lines are parsed where they are validated (see api.store.prepare), so a
+    validation worker takes that work off the writer."""
     for number, line in enumerate(stream, start=1):
         size = len(line.encode(errors="surrogateescape"))
-        if not line.strip():
-            yield number, None, None, size
-            continue
-        try:
-            yield number, orjson.loads(line), None, size
-        except orjson.JSONDecodeError as error:
-            yield number, None, f"not valid JSON ({error})", size
+        yield number, line if line.strip() else None, None, size
 
 
 def _csv_items(
@@ -273,7 +271,9 @@ def _ingest_items(
     size: int,
     strict: bool,
     progress: Any,
+    lines: bool = False,
 ) -> dict[str, int]:
+    """Stores `items`; with `lines` each item is a line of JSON text."""
     totals = {"stored": 0, "duplicate": 0, "rejected": 0}
     batch: list[Any] = []
     line_numbers: list[int] = []
@@ -281,7 +281,9 @@ def _ingest_items(
     # Batches being validated ahead of the writer: (result, their line numbers).
     ahead: deque[tuple[Pending, list[int]]] = deque()
     with Preparer(
-        platform.settings.national_id_key, platform.settings.validation_workers
+        platform.settings.national_id_key,
+        platform.settings.validation_workers,
+        lines=lines,
     ) as preparer:
         for number, event, problem, read in items:
             pending_bytes += read
@@ -326,9 +328,10 @@ def _flush(
 ) -> None:
     from api.store.ingest import BatchRejected
 
+    results, lines = _report_unparsed(prepared.result(), lines, totals, strict)
     if strict:
         try:
-            report = platform.ingestor.ingest_prepared(prepared.result(), atomic=True)
+            report = platform.ingestor.ingest_prepared(results, atomic=True)
         except BatchRejected as error:
             for problem in error.problems:
                 typer.echo(
@@ -337,8 +340,31 @@ def _flush(
                 )
             fail("stopped (--strict): nothing from this batch was stored")
     else:
-        report = platform.ingestor.ingest_prepared(prepared.result(), atomic=False)
+        report = platform.ingestor.ingest_prepared(results, atomic=False)
     _add(totals, report, lines)
+
+
+def _report_unparsed(
+    results: list[Prepared | Invalid],
+    lines: list[int],
+    totals: dict[str, int],
+    strict: bool,
+) -> tuple[list[Prepared | Invalid], list[int]]:
+    """Reports the lines that were not JSON; returns the rest with their line numbers."""
+    kept: list[Prepared | Invalid] = []
+    kept_lines: list[int] = []
+    for result, number in zip(results, lines, strict=True):
+        if isinstance(result, Invalid) and not result.parsed:
+            typer.echo(f"line {number}: {result.problems[0][1]}", err=True)
+            totals["rejected"] += 1
+            if strict:
+                fail(
+                    f"stopped at line {number} (--strict); earlier batches were stored"
+                )
+            continue
+        kept.append(result)
+        kept_lines.append(number)
+    return kept, kept_lines
 
 
 def _add(totals: dict[str, int], report: Report, lines: list[int] | None) -> None:

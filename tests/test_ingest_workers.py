@@ -79,3 +79,39 @@ def test_a_lost_worker_falls_back_to_this_process() -> None:
     assert [type(r) for r in result] == [Prepared, Invalid]
     assert result[0] == prepare(raw[0], b"k")
     assert preparer.workers == 0  # no more batches sent to a broken pool
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_strict_mode_stops_at_a_line_that_is_not_json(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    first_batch = [registered(name=f"李{n}") for n in range(4)]
+    second_batch = [registered(name="赵敏"), "not json at all", registered()]
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "\n".join(
+            x if isinstance(x, str) else orjson.dumps(x).decode()
+            for x in first_batch + second_batch
+        )
+        + "\n"
+    )
+    monkeypatch.setenv("CRM_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CRM_SECRET_KEY", "worker-test-key")
+    monkeypatch.setenv("CRM_INGEST_WORKERS", workers)
+    args = ["ingest", str(path), "--batch-size", "4", "--strict"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "line 6: not valid JSON" in result.output
+    assert "stopped at line 6 (--strict)" in result.output
+    relaxed = CliRunner().invoke(cli, ["ingest", str(path), "--batch-size", "4"])
+    # The strict run stored the first batch only; the second line-6 batch was not.
+    assert "stored 2, duplicates 4, rejected 1" in relaxed.output, relaxed.output
+
+
+def test_a_batch_posted_as_json_text_is_not_parsed_again() -> None:
+    """Only `crm ingest` sends lines of text; a posted string stays a bad event."""
+    text = orjson.dumps(registered()).decode()
+    (result,) = Preparer(b"k", workers=0).here([text])
+    assert isinstance(result, Invalid) and result.parsed
+    (line,) = Preparer(b"k", workers=0, lines=True).here([text])
+    assert isinstance(line, Prepared)

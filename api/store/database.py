@@ -48,10 +48,12 @@ class Cursor:
 
     def fetchone(self) -> dict[str, Any] | None:
         row = self.raw.fetchone()
-        return None if row is None else dict(row)
+        return dict(row) if row is not None and self.sqlite else row  # type: ignore[no-any-return]
 
     def fetchall(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.raw.fetchall()]
+        rows = self.raw.fetchall()
+        # PostgreSQL rows are dicts already (dict_row); sqlite3.Row needs copying.
+        return [dict(row) for row in rows] if self.sqlite else rows  # type: ignore[no-any-return]
 
     @property
     def rowcount(self) -> int:

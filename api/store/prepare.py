@@ -3,6 +3,8 @@ needs no database, so `crm ingest` can run it in another process.
 
 A `Prepared` event is plain data (picklable): the fact fields exactly as they
 will be stored, and the hash that tells a retry from a conflicting re-post.
+Both results are named tuples because a worker's results are unpickled by the
+writer's process, and a tuple unpickles in half the time of a dataclass.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
@@ -21,8 +23,7 @@ from domain.catalogue import FieldProblem, InvalidEvent, parse_envelope
 from domain.handling import fact_fields, stored_data
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(NamedTuple):
     type: str
     event_id: str  # canonical form
     posted_id: str  # as the client wrote it (echoed in answers)
@@ -31,12 +32,14 @@ class Prepared:
     content_hash: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Invalid:
-    """An envelope the catalogue refused: every problem, by field."""
+class Invalid(NamedTuple):
+    """An envelope the catalogue refused: every problem, by field.
+
+    `parsed` is False for a line of text that was not JSON at all."""
 
     posted_id: str | None
     problems: tuple[tuple[str, str], ...]
+    parsed: bool = True
 
     def error(self) -> InvalidEvent:
         return InvalidEvent(
@@ -70,10 +73,24 @@ def prepare_batch(
     return [prepare(raw, national_id_key) for raw in raw_events]
 
 
+def prepare_lines(lines: list[str], national_id_key: bytes) -> list[Prepared | Invalid]:
+    """`prepare_batch` of JSON Lines text, each line parsed here."""
+    prepared: list[Prepared | Invalid] = []
+    for line in lines:
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            problem = (("", f"not valid JSON ({error})"),)
+            prepared.append(Invalid(None, problem, parsed=False))
+            continue
+        prepared.append(prepare(raw, national_id_key))
+    return prepared
+
+
 def content_hash(event_type: str, fields: dict[str, Any]) -> bytes:
     """The hash of what the event says, without its id (stable across retries)."""
-    hashed = {k: v for k, v in fields.items() if k != "event_id"}
-    hashed["type"] = event_type
+    hashed = dict(fields, type=event_type)
+    del hashed["event_id"]
     return hashlib.sha256(orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)).digest()
 
 
@@ -87,8 +104,8 @@ def _init_worker(national_id_key: bytes) -> None:
     _worker_key = national_id_key
 
 
-def _prepare_in_worker(raw_events: list[Any]) -> list[Prepared | Invalid]:
-    return prepare_batch(raw_events, _worker_key)
+def _prepare_in_worker(raw_events: list[Any], lines: bool) -> list[Prepared | Invalid]:
+    return (prepare_lines if lines else prepare_batch)(raw_events, _worker_key)
 
 
 class Preparer:
@@ -97,12 +114,16 @@ class Preparer:
     Validation is CPU-bound Python; in its own process it runs on another core
     while the writer decides and saves the batch before. Results come back in
     submission order. The pool starts with the second batch, so a small file
-    never pays for starting a process.
+    never pays for starting a process. With `lines`, batches are JSON Lines
+    text, parsed where they are validated.
     """
 
-    def __init__(self, national_id_key: bytes, workers: int) -> None:
+    def __init__(
+        self, national_id_key: bytes, workers: int, *, lines: bool = False
+    ) -> None:
         self.national_id_key = national_id_key
         self.workers = workers
+        self.lines = lines
         self._pool: ProcessPoolExecutor | None = None
         self._submitted = 0
 
@@ -117,12 +138,15 @@ class Preparer:
                     initargs=(self.national_id_key,),
                 )
             return Pending(
-                raw_events, self._pool.submit(_prepare_in_worker, raw_events), self
+                raw_events,
+                self._pool.submit(_prepare_in_worker, raw_events, self.lines),
+                self,
             )
         return Pending(raw_events, None, self)
 
     def here(self, raw_events: list[Any]) -> list[Prepared | Invalid]:
-        return prepare_batch(raw_events, self.national_id_key)
+        prepare_all = prepare_lines if self.lines else prepare_batch
+        return prepare_all(raw_events, self.national_id_key)
 
     def close(self) -> None:
         if self._pool is not None:
