@@ -210,14 +210,19 @@ def test_type_and_time_filters(platform: Platform) -> None:
         sorted(e["type"] for e in only)
         == ["CustomerMoved"] + ["CustomerRegistered"] * 3
     )
+    # Events saved together share their recording time; a later save is later.
+    late = [registered(name="周敏"), registered(name="吴刚")]
+    platform.ingestor.ingest(late, atomic=True)
     records = list(scan_log(platform, LogFilter()))
-    cut = records[5].record.recorded_at
+    assert len({r.record.recorded_at for r in records}) == 2
+    cut = records[-1].record.recorded_at
     from datetime import datetime
 
     later = exported(platform, LogFilter(since=datetime.fromisoformat(cut)))
     earlier = exported(platform, LogFilter(until=datetime.fromisoformat(cut)))
+    assert sorted(e["event_id"] for e in later) == sorted(e["event_id"] for e in late)
     assert sorted(e["event_id"] for e in earlier + later) == sorted(
-        e["event_id"] for e in s.events
+        e["event_id"] for e in s.events + late
     )
     recorded = {r.record.event_id: r.record.recorded_at for r in records}
     assert all(recorded[e["event_id"]] < cut for e in earlier)
