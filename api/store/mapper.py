@@ -26,9 +26,9 @@ class FactMapper(Mapper[UUID]):
         super().__init__(*args, **kwargs)
         self._fast = self.compressor is None and self.cipher is None
         self._topics: dict[type[Any], str | None] = {}
-        # Events saved together share one timestamp (see Ingestor): format it once.
-        self._last_time: datetime | None = None
-        self._last_iso = ""
+        # Events saved together share one timestamp (see Ingestor): format it
+        # once. One tuple, so that threads saving at once never mix two pairs.
+        self._last: tuple[datetime | None, str] = (None, "")
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         cls = type(domain_event)
@@ -61,6 +61,7 @@ class FactMapper(Mapper[UUID]):
         )
 
     def _iso(self, timestamp: datetime) -> str:
-        if timestamp is not self._last_time:
-            self._last_time, self._last_iso = timestamp, timestamp.isoformat()
-        return self._last_iso
+        last = self._last
+        if last[0] is not timestamp:
+            last = self._last = (timestamp, timestamp.isoformat())
+        return last[1]

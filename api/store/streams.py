@@ -118,21 +118,21 @@ def _versions(cur: Cursor, db: Database, ids: list[UUID]) -> dict[UUID, int]:
         # One index probe per id for its newest version; max() ... GROUP BY
         # would walk every version of every long-lived account.
         sql = (
-            "SELECT i.id AS originator_id, v.version FROM unnest(%s::uuid[]) AS i(id) "
+            "SELECT i.id, v.version FROM unnest(%b::uuid[]) AS i(id) "
             "CROSS JOIN LATERAL (SELECT originator_version AS version FROM crm_events e "
             "WHERE e.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) v"
         )
-        rows = cur.execute(sql, (ids,)).fetchall()
+        rows = cur.execute(sql, (ids,)).tuples()
     else:
         placeholders, params = db.in_list([i.hex for i in ids])
-        sql = f"SELECT originator_id, max(originator_version) AS version FROM stored_events WHERE originator_id IN {placeholders} GROUP BY originator_id"
-        rows = cur.execute(sql, params).fetchall()
-    return {_uuid(row["originator_id"]): row["version"] for row in rows}
+        sql = f"SELECT originator_id, max(originator_version) FROM stored_events WHERE originator_id IN {placeholders} GROUP BY originator_id"
+        rows = cur.execute(sql, params).tuples()
+    return {_uuid(oid): version for oid, version in rows}
 
 
 def _events(cur: Cursor, db: Database, ids: list[UUID]) -> list[dict[str, Any]]:
     if db.backend == "postgresql":
-        sql = "SELECT originator_id, originator_version, topic, state FROM crm_events WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        sql = "SELECT originator_id, originator_version, topic, state FROM crm_events WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
         return cur.execute(sql, (ids,)).fetchall()
     placeholders, params = db.in_list([i.hex for i in ids])
     sql = f"SELECT originator_id, originator_version, topic, state FROM stored_events WHERE originator_id IN {placeholders} ORDER BY originator_id, originator_version"
