@@ -105,8 +105,20 @@ def rebuild(
     names: Annotated[
         list[str] | None, typer.Argument(help="Projections to rebuild (default: all).")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes rebuilding views side by side on PostgreSQL (default: one per CPU).",
+        ),
+    ] = None,
 ) -> None:
     """Rebuild projections from the log."""
+    import os
+
+    from api.parallel_rebuild import rebuild_in_processes
+
     with platform_from_env() as platform:
         known = [p.name for p in platform.runner.projections]
         unknown = [n for n in names or [] if n not in known]
@@ -114,10 +126,13 @@ def rebuild(
             fail(
                 f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(known)}"
             )
-        count = platform.runner.rebuild(names or None)
-        typer.echo(
-            f"rebuilt {', '.join(names or known) or 'nothing'} from {count} event(s)"
-        )
+        chosen = names or known
+        processes = jobs or os.cpu_count() or 1
+        if processes > 1 and len(chosen) > 1 and platform.settings.is_postgres:
+            count = rebuild_in_processes(chosen, processes)
+        else:
+            count = platform.runner.rebuild(names or None)
+        typer.echo(f"rebuilt {', '.join(chosen) or 'nothing'} from {count} event(s)")
 
 
 @keys_cli.command("create")

@@ -1,0 +1,56 @@
+"""`crm rebuild` in several processes at once (PostgreSQL).
+
+Each view keeps its own tables and its own position, so views can be rebuilt
+side by side: every process reads the log itself (reading is cheap next to
+applying it) and rebuilds its share of the views. The shares are balanced by
+what each view costs per event, measured on the demo data; a view not listed
+counts as cheap. SQLite has one writer at a time, so it always rebuilds in one
+process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+# Relative cost of rebuilding each view (seconds per 100,000 demo events).
+COST = {
+    "customers": 8.0,
+    "households": 7.0,
+    "accounts": 6.0,
+    "contact_history": 6.0,
+    "mailing_decisions": 2.0,
+    "complaints": 1.0,
+    "orders": 1.0,
+}
+
+
+def shares(names: Sequence[str], jobs: int) -> list[list[str]]:
+    """`names` split into at most `jobs` groups of about equal cost (largest first)."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(names))))]
+    loads = [0.0] * len(groups)
+    for name in sorted(names, key=lambda n: -COST.get(n, 1.0)):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(name)
+        loads[lightest] += COST.get(name, 1.0)
+    return [g for g in groups if g]
+
+
+def _rebuild_share(names: list[str]) -> int:
+    from api.cli_support import platform_from_env
+
+    with platform_from_env() as platform:
+        return platform.runner.rebuild(names)
+
+
+def rebuild_in_processes(names: Sequence[str], jobs: int) -> int:
+    """Rebuilds `names` in up to `jobs` processes; returns the events each read.
+
+    Every process takes its settings from the environment, as this one did."""
+    groups = shares(names, jobs)
+    with ProcessPoolExecutor(
+        len(groups), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        counts = list(pool.map(_rebuild_share, groups))
+    return max(counts)
