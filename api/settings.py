@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(
         default=1000, description="Most events in one POST /v1/events"
     )
+    max_event_bytes_in_flight: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Body bytes of POST /v1/events one HTTP process works on at once; "
+        "further posts wait, read but not parsed, in arrival order (a larger body runs alone)",
+    )
     ingest_batch_events: int = Field(
         default=1000, description="Events per transaction in `crm ingest`"
     )

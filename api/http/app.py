@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 
 from api.bootstrap import Platform
+from api.http.admission import BytesInFlight
 from api.http.body_limit import BodyLimit
 from api.http.errors import ApiError, install_error_handlers
 from api.http.metrics import HttpMetrics
@@ -90,6 +91,11 @@ def create_app(
     )
     app.state.platform = platform
     app.state.metrics = HttpMetrics()
+    # Thread-safe and bound to no event loop, so it may be built before any loop runs.
+    app.state.event_bytes_in_flight = BytesInFlight(
+        platform.settings.max_event_bytes_in_flight
+    )
+    app.state.event_bytes_in_flight.export(app.state.metrics.registry)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(events.router)
