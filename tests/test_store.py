@@ -260,3 +260,26 @@ def test_a_second_runner_waits_for_the_one_already_feeding_the_views(
         assert latecomer.min_position() == platform.app.recorder.max_notification_id()
     finally:
         platform.runner.stop()
+
+
+def test_the_writer_caches_what_it_will_load_again_but_not_contacts(
+    platform: Platform,
+) -> None:
+    customer = registered(name="郑爽")
+    cid = customer["data"]["customer_id"]
+    contact_id = new_id()
+    contact = envelope(
+        "ContactLogged",
+        {
+            "contact_id": contact_id,
+            "customer_id": cid,
+            "channel": "phone",
+            "direction": "inbound",
+            "topic": "信用卡账单",
+        },
+    )
+    report = platform.ingestor.ingest([customer, contact], atomic=True)
+    assert report.count("stored") == 2
+    cache = platform.ingestor.cache
+    assert isinstance(cache.get(UUID(cid)), Customer)
+    assert cache.get(UUID(contact_id)) is None

@@ -114,6 +114,9 @@ class GroupCommitter:
                 group.append(item)
                 size += len(item.raw_events)
             self._process(group)
+            # Let the group's bodies and answers go while waiting for the next.
+            first = item = None
+            group.clear()
 
     def _process(self, group: list[_Request]) -> None:
         if len(group) == 1:

@@ -22,6 +22,7 @@ from domain.catalogue import FieldProblem
 from domain.errors import Conflict, DomainError, RuleViolated
 from domain.events import Fact
 from domain.handling import Decider, entity_id
+from domain.outreach import Contact
 
 log = structlog.get_logger("crm.ingest")
 
@@ -157,7 +158,9 @@ class Ingestor:
         self.app = app
         self.db = db
         self.national_id_key = national_id_key
-        self.cache = AggregateCache(cache_size)
+        # A contact takes no fact after the one that logs it, and contacts are
+        # the most numerous aggregates: keeping them would only cost memory.
+        self.cache = AggregateCache(cache_size, uncached=(Contact,))
 
     def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
         """Stores what is new; in an atomic batch any problem rejects all of it."""

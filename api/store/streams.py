@@ -46,8 +46,13 @@ def clone(aggregate: Aggregate) -> Aggregate:
 
 
 class AggregateCache:
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(
+        self, maxsize: int = 100_000, uncached: tuple[type[Aggregate], ...] = ()
+    ) -> None:
         self.maxsize = maxsize
+        self.uncached = (
+            uncached  # kinds never loaded again: caching them only costs memory
+        )
         self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -61,6 +66,8 @@ class AggregateCache:
     def put_saved(self, aggregates: Iterable[Aggregate]) -> None:
         with self._lock:
             for aggregate in aggregates:  # saved: nobody changes them any more
+                if isinstance(aggregate, self.uncached):
+                    continue
                 self._items[aggregate.id] = aggregate
                 self._items.move_to_end(aggregate.id)
             while len(self._items) > self.maxsize:
