@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import orjson
 from eventsourcing.domain import Aggregate
@@ -38,22 +38,33 @@ PRIMARY_RECIPIENT = "primary_recipient"
 ELIGIBLE = "eligible"
 
 
+_NAMESPACE_BYTES = NAMESPACE.bytes
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
+
+
+def _uuid5(name: str) -> UUID:
+    """`uuid5(NAMESPACE, name)`, in half the time (a plan makes ~250,000 of them)."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
+    return UUID(int=(int.from_bytes(digest.digest()[:16]) & _VERSION_MASK) | _VERSION_5)
+
+
 def slot_id(campaign_id: str, household_id: str) -> UUID:
-    return uuid5(NAMESPACE, f"campaign-slot/{campaign_id}/{household_id}")
+    return _uuid5(f"campaign-slot/{campaign_id}/{household_id}")
 
 
 def decision_id(campaign_id: str, customer_id: str) -> UUID:
     """The aggregate of a suppression (and of a piece when not one per household)."""
-    return uuid5(NAMESPACE, f"campaign-decision/{campaign_id}/{customer_id}")
+    return _uuid5(f"campaign-decision/{campaign_id}/{customer_id}")
 
 
 def decision_event_id(campaign_id: str, customer_id: str) -> UUID:
     """One decision per customer and campaign: the log's unique event_id enforces it."""
-    return uuid5(NAMESPACE, f"campaign-decision-event/{campaign_id}/{customer_id}")
+    return _uuid5(f"campaign-decision-event/{campaign_id}/{customer_id}")
 
 
 def mailing_id_for(campaign_id: str, slot_key: str) -> UUID:
-    return uuid5(NAMESPACE, f"campaign-mailing/{campaign_id}/{slot_key}")
+    return _uuid5(f"campaign-mailing/{campaign_id}/{slot_key}")
 
 
 def content_hash(type_: str, fields: dict[str, Any]) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from api.store.database import Cursor
-from projections.batch import Statements
+from projections.batch import Bulk, Statements, Writes
 from projections.records import EventRecord
 
 INSERT_CAMPAIGN = """
@@ -41,14 +41,38 @@ VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (customer_id, channel, purpose) DO UPDATE SET granted = excluded.granted,
     event_id = excluded.event_id, position = excluded.position
 """
-UPSERT_SCHEDULED = """
+UPSERT_SCHEDULED = Bulk(
+    one="""
 INSERT INTO mailing_pieces (mailing_id, campaign_id, customer_id, purpose, household_id,
     scheduled_event_id, scheduled_position, scheduled_at)
 VALUES (%s, %s, %s, (SELECT purpose FROM mailing_campaigns WHERE campaign_id = %s), %s, %s, %s, %s)
 ON CONFLICT (mailing_id) DO UPDATE SET household_id = excluded.household_id,
     scheduled_event_id = excluded.scheduled_event_id,
     scheduled_position = excluded.scheduled_position, scheduled_at = excluded.scheduled_at
-"""
+""",
+    many="""
+INSERT INTO mailing_pieces (mailing_id, campaign_id, customer_id, purpose, household_id,
+    scheduled_event_id, scheduled_position, scheduled_at)
+SELECT v.mailing_id, v.campaign_id, v.customer_id,
+    (SELECT purpose FROM mailing_campaigns c WHERE c.campaign_id = v.purpose_of),
+    v.household_id, v.scheduled_event_id, v.scheduled_position, v.scheduled_at
+FROM {rows}
+ON CONFLICT (mailing_id) DO UPDATE SET household_id = excluded.household_id,
+    scheduled_event_id = excluded.scheduled_event_id,
+    scheduled_position = excluded.scheduled_position, scheduled_at = excluded.scheduled_at
+""",
+    columns=(
+        ("mailing_id", "text"),
+        ("campaign_id", "text"),
+        ("customer_id", "text"),
+        ("purpose_of", "text"),
+        ("household_id", "text"),
+        ("scheduled_event_id", "text"),
+        ("scheduled_position", "bigint"),
+        ("scheduled_at", "text"),
+    ),
+    key=(0,),
+)
 UPSERT_SENT = """
 INSERT INTO mailing_pieces (mailing_id, campaign_id, customer_id, purpose,
     sent_event_id, sent_position, sent_at)
@@ -62,12 +86,25 @@ ON CONFLICT (event_id) DO NOTHING
 """
 COUNT_RETURN = "UPDATE mailing_pieces SET returned_count = returned_count + 1 WHERE mailing_id = %s"
 COUNT_RESPONSE = "UPDATE mailing_pieces SET responded_count = responded_count + 1 WHERE mailing_id = %s"
-UPSERT_DECISION = """
-INSERT INTO mailing_decisions (campaign_id, customer_id, outcome, reason, household_id,
-    mailing_id, address, caused_by, request_id, decided_at, event_id, position)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (campaign_id, customer_id) DO NOTHING
-"""
+# First decision wins (a later one for the same target is ignored, as in the store).
+UPSERT_DECISION = Bulk.insert(
+    "mailing_decisions",
+    (
+        ("campaign_id", "text"),
+        ("customer_id", "text"),
+        ("outcome", "text"),
+        ("reason", "text"),
+        ("household_id", "text"),
+        ("mailing_id", "text"),
+        ("address", "text"),
+        ("caused_by", "text"),
+        ("request_id", "text"),
+        ("decided_at", "text"),
+        ("event_id", "text"),
+        ("position", "bigint"),
+    ),
+    "ON CONFLICT (campaign_id, customer_id) DO NOTHING",
+)
 SELECT_DECISION = (
     "SELECT * FROM mailing_decisions WHERE campaign_id = %s AND customer_id = %s"
 )
@@ -112,14 +149,18 @@ class MailingDecisionsProjection:
 
     def __init__(self) -> None:
         self._out = Statements()  # sent in log order at the end of each page
+        # Only decisions write mailing_decisions: they go together after the rest.
+        self._decisions = Writes()
 
     def apply(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._out.clear()
+        self._decisions.clear()
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
             if handler is not None:
                 handler(self._out, record, record.data)
         self._out.flush(cur)
+        self._decisions.flush(cur)
 
     def _on_CampaignLaunched(
         self, out: Statements, record: EventRecord, data: dict[str, Any]
@@ -201,19 +242,16 @@ class MailingDecisionsProjection:
                 utc_text(record.occurred_at),
             ),
         )
-        self._decided(out, record, data, "scheduled")
+        self._decided(record, data, "scheduled")
 
     def _on_MailingSuppressed(
         self, out: Statements, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        self._decided(out, record, data, "suppressed")
+        self._decided(record, data, "suppressed")
 
-    @staticmethod
-    def _decided(
-        out: Statements, record: EventRecord, data: dict[str, Any], outcome: str
-    ) -> None:
+    def _decided(self, record: EventRecord, data: dict[str, Any], outcome: str) -> None:
         address = data.get("address")
-        out.add(
+        self._decisions.add(
             UPSERT_DECISION,
             (
                 data["campaign_id"],

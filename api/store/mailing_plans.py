@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 import psycopg
 import structlog
-from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from api.bootstrap import Platform
 from api.store.database import Cursor, DatabaseUnavailable
+from api.store.mailing_facts import DecisionFacts, OrderedSaves, save
 from domain import mailing as m
 from domain.errors import Conflict, NotFound
 from projections.base import Projection
@@ -32,10 +32,51 @@ from projections.runner import PositionMoved, ProjectionRunner
 
 log = structlog.get_logger("crm.mailing")
 
-SOURCE = "crm-platform:mailing-planner"
 CHUNK = 2000
 MAX_ATTEMPTS = 30
 CATCH_UP_ERRORS = (PositionMoved, DatabaseUnavailable, psycopg.Error, IntegrityError)
+
+
+# What a plan reads. Each is one statement over all the ids (PostgreSQL) or
+# over chunks of them (SQLite); see _rows.
+SELECT_PEOPLE = (
+    "SELECT p.customer_id, hp.household_id, hp.address, hp.registered_position, "
+    "hp.head_designated_position, hp.balance_cents, p.deceased_event_id, "
+    "p.deceased_position, p.merged_event_id, p.merged_position, c.event_id, "
+    "c.position, hm.joined_by_event_id, hm.joined_by_type, hm.from_position "
+    "FROM mailing_people p "
+    "LEFT JOIN household_people hp ON hp.customer_id = p.customer_id "
+    "LEFT JOIN mailing_consents c ON c.customer_id = p.customer_id "
+    "AND c.channel = %s AND c.purpose = %s AND c.granted = 0 "
+    "LEFT JOIN household_memberships hm ON hm.customer_id = p.customer_id "
+    "AND hm.to_position IS NULL "
+    "WHERE p.customer_id IN {ids}"
+)
+SELECT_HOUSEHOLDS = (
+    "SELECT household_id, address FROM households WHERE household_id IN {ids}"
+)
+SELECT_SCHEDULED = (
+    "SELECT household_id, event_id, position FROM mailing_decisions "
+    "WHERE campaign_id = %s AND outcome = 'scheduled' AND household_id IN {ids}"
+)
+SELECT_MEMBER_PIECES = (
+    "SELECT m.household_id, p.campaign_id, p.purpose, p.scheduled_event_id, "
+    "p.scheduled_position, p.scheduled_at, p.sent_event_id, p.sent_position, "
+    "p.sent_at FROM household_people m "
+    "JOIN mailing_pieces p ON p.customer_id = m.customer_id "
+    "WHERE m.household_id IN {ids}"
+)
+SELECT_MEMBER_RETURNS = (
+    "SELECT m.household_id, r.event_id, r.position FROM household_people m "
+    "JOIN mailing_pieces p ON p.customer_id = m.customer_id "
+    "JOIN mailing_returns r ON r.mailing_id = p.mailing_id "
+    "WHERE m.household_id IN {ids} ORDER BY r.position"
+)
+SELECT_MOVED = (
+    "SELECT m.household_id, max(mp.moved_position) FROM household_people m "
+    "JOIN mailing_people mp ON mp.customer_id = m.customer_id "
+    "WHERE m.household_id IN {ids} GROUP BY m.household_id"
+)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -44,12 +85,13 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def _rows(
-    cur: Cursor, sql: str, ids: Iterable[str], *before: Any
-) -> list[dict[str, Any]]:
+    cur: Cursor, sql: str, ids: Iterable[str], *before: Any, tuples: bool = False
+) -> list[Any]:
     """`sql` has `IN {ids}` where the id list goes; `before` are the params ahead of it.
 
     PostgreSQL gets one array parameter (`= ANY`), which is far cheaper to send
     and plan than thousands of placeholders; SQLite gets IN lists in chunks.
+    Rows are dicts, or tuples (cheaper for large results) with `tuples`.
     """
     wanted = sorted(set(ids))
     if not wanted:
@@ -58,11 +100,13 @@ def _rows(
         # One text parameter split by the server: dumping a Python list of
         # 100,000 strings as an array costs the client more than the query.
         query = sql.replace(" IN {ids}", " = ANY(string_to_array(%s, ','))")
-        return cur.execute(query, (*before, ",".join(wanted))).fetchall()
-    rows: list[dict[str, Any]] = []
+        cur.execute(query, (*before, ",".join(wanted)))
+        return cur.tuples() if tuples else cur.fetchall()
+    rows: list[Any] = []
     for chunk in _chunks(wanted):
         placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
-        rows += cur.execute(sql.format(ids=placeholders), (*before, *chunk)).fetchall()
+        cur.execute(sql.format(ids=placeholders), (*before, *chunk))
+        rows += cur.tuples() if tuples else cur.fetchall()
     return rows
 
 
@@ -146,127 +190,78 @@ class MailingPlanner:
             for r in rows
         }
 
-    def people(
-        self, cur: Cursor, campaign: m.Campaign, ids: list[str]
-    ) -> dict[str, m.Person]:
-        housed = {
-            r["customer_id"]: r
-            for r in _rows(
-                cur, "SELECT * FROM household_people WHERE customer_id IN {ids}", ids
-            )
-        }
-        facts = {
-            r["customer_id"]: r
-            for r in _rows(
-                cur, "SELECT * FROM mailing_people WHERE customer_id IN {ids}", ids
-            )
-        }
-        withdrawn = {
-            r["customer_id"]: _cause(r["event_id"], "ConsentChanged", r["position"])
-            for r in _rows(
-                cur,
-                "SELECT * FROM mailing_consents WHERE channel = %s AND purpose = %s "
-                "AND granted = 0 AND customer_id IN {ids}",
-                ids,
-                campaign.channel,
-                campaign.purpose,
-            )
-        }
-        people = {}
-        for customer_id in ids:
-            fact, home = facts.get(customer_id), housed.get(customer_id)
-            if fact is None:
-                continue
+    def inputs(
+        self, cur: Cursor, campaign: m.Campaign, ids: list[str], now: datetime
+    ) -> tuple[dict[str, m.Person], dict[str, m.Household]]:
+        """The known targets among `ids` and their households, as the views have them."""
+        people: dict[str, m.Person] = {}
+        joined: dict[str, list[m.Cause]] = {}
+        for (
+            customer_id,
+            household_id,
+            address,
+            registered_position,
+            head_designated_position,
+            balance_cents,
+            deceased_event_id,
+            deceased_position,
+            merged_event_id,
+            merged_position,
+            opted_out_event_id,
+            opted_out_position,
+            joined_by_event_id,
+            joined_by_type,
+            joined_position,
+        ) in _rows(
+            cur, SELECT_PEOPLE, ids, campaign.channel, campaign.purpose, tuples=True
+        ):
             people[customer_id] = m.Person(
                 customer_id=customer_id,
-                household_id=None if home is None else home["household_id"],
-                address=None if home is None else orjson.loads(home["address"]),
+                household_id=household_id,
+                address=None if address is None else orjson.loads(address),
                 deceased=None
-                if fact["deceased_event_id"] is None
-                else _cause(
-                    fact["deceased_event_id"],
-                    "CustomerDeceased",
-                    fact["deceased_position"],
-                ),
+                if deceased_event_id is None
+                else _cause(deceased_event_id, "CustomerDeceased", deceased_position),
                 merged=None
-                if fact["merged_event_id"] is None
-                else _cause(
-                    fact["merged_event_id"], "CustomersMerged", fact["merged_position"]
-                ),
-                opted_out=withdrawn.get(customer_id),
-                registered_position=0
-                if home is None
-                else int(home["registered_position"]),
-                head_designated_position=None
-                if home is None
-                else home["head_designated_position"],
-                balance_cents=0 if home is None else int(home["balance_cents"] or 0),
+                if merged_event_id is None
+                else _cause(merged_event_id, "CustomersMerged", merged_position),
+                opted_out=None
+                if opted_out_event_id is None
+                else _cause(opted_out_event_id, "ConsentChanged", opted_out_position),
+                registered_position=int(registered_position or 0),
+                head_designated_position=head_designated_position,
+                balance_cents=int(balance_cents or 0),
             )
-        return people
+            if household_id is not None and joined_by_event_id is not None:
+                joined.setdefault(household_id, []).append(
+                    _cause(joined_by_event_id, joined_by_type, joined_position)
+                )
+        return people, self.households(cur, campaign, joined, people.values(), now)
 
     def households(
         self,
         cur: Cursor,
         campaign: m.Campaign,
+        joined: dict[str, list[m.Cause]],
         people: Iterable[m.Person],
         now: datetime,
     ) -> dict[str, m.Household]:
-        targets = {p.customer_id: p.household_id for p in people if p.household_id}
-        ids = set(targets.values())
-        rows = _rows(
-            cur,
-            "SELECT household_id, address FROM households WHERE household_id IN {ids}",
-            ids,
-        )
-        address = {r["household_id"]: r["address"] for r in rows}
-        member_of = {
-            r["customer_id"]: r["household_id"]
-            for r in _rows(
-                cur,
-                "SELECT customer_id, household_id FROM household_people WHERE household_id IN {ids}",
-                ids,
-            )
-        }
-        moved: dict[str, int] = {}
-        for r in _rows(
-            cur,
-            "SELECT customer_id, moved_position FROM mailing_people WHERE customer_id IN {ids}",
-            member_of,
-        ):
-            household = member_of[r["customer_id"]]
-            moved[household] = max(moved.get(household, 0), int(r["moved_position"]))
-        joined: dict[str, list[m.Cause]] = {}
-        for r in _rows(
-            cur,
-            "SELECT customer_id, joined_by_event_id, joined_by_type, from_position "
-            "FROM household_memberships WHERE to_position IS NULL AND customer_id IN {ids}",
-            targets,
-        ):
-            joined.setdefault(targets[r["customer_id"]], []).append(
-                _cause(r["joined_by_event_id"], r["joined_by_type"], r["from_position"])
-            )
+        ids = {p.household_id for p in people if p.household_id}
+        address = dict(_rows(cur, SELECT_HOUSEHOLDS, ids, tuples=True))
         piece: dict[str, m.Cause] = {}
         if campaign.one_per_household:
-            for r in _rows(
-                cur,
-                "SELECT household_id, event_id, position FROM mailing_decisions "
-                "WHERE campaign_id = %s AND outcome = 'scheduled' AND household_id IN {ids}",
-                ids,
-                campaign.campaign_id,
+            for household, event_id, position in _rows(
+                cur, SELECT_SCHEDULED, ids, campaign.campaign_id, tuples=True
             ):
-                piece[r["household_id"]] = _cause(
-                    r["event_id"], "MailingScheduled", r["position"]
-                )
+                piece[household] = _cause(event_id, "MailingScheduled", position)
         cutoff = (
             None
             if campaign.cap_days is None
             else (now - timedelta(days=campaign.cap_days)).isoformat()
         )
         recent: dict[str, list[m.Cause]] = {}
-        for r in _rows(
-            cur, "SELECT * FROM mailing_pieces WHERE customer_id IN {ids}", member_of
-        ):
-            household = member_of[r["customer_id"]]
+        for r in _rows(cur, SELECT_MEMBER_PIECES, ids):
+            household = r["household_id"]
             first = (
                 _cause(
                     r["scheduled_event_id"], "MailingScheduled", r["scheduled_position"]
@@ -283,19 +278,13 @@ class MailingPlanner:
                 and when >= cutoff
             ):
                 recent.setdefault(household, []).append(first)
+        returns = _rows(cur, SELECT_MEMBER_RETURNS, ids, tuples=True)
+        # A return no longer counts once a member of the household has moved.
+        moved = dict(_rows(cur, SELECT_MOVED, {h for h, _, _ in returns}, tuples=True))
         returned: dict[str, m.Cause] = {}
-        for r in _rows(
-            cur,
-            "SELECT r.event_id, r.position, p.customer_id FROM mailing_returns r "
-            "JOIN mailing_pieces p ON p.mailing_id = r.mailing_id WHERE p.customer_id IN {ids} "
-            "ORDER BY r.position",
-            member_of,
-        ):
-            household = member_of[r["customer_id"]]
-            if int(r["position"]) > moved.get(household, 0):
-                returned[household] = _cause(
-                    r["event_id"], "MailingReturned", r["position"]
-                )
+        for household, event_id, position in returns:
+            if int(position) > int(moved.get(household) or 0):
+                returned[household] = _cause(event_id, "MailingReturned", position)
         return {
             h: m.Household(
                 household_id=h,
@@ -332,8 +321,7 @@ class MailingPlanner:
                 campaign = self.campaign(cur, campaign_id)
                 decided = self.decided(cur, campaign_id, targets)
                 undecided = [t for t in targets if t not in decided]
-                people = self.people(cur, campaign, undecided)
-                households = self.households(cur, campaign, people.values(), now)
+                people, households = self.inputs(cur, campaign, undecided, now)
             decisions = m.plan(campaign, targets, people, households, decided)
             try:
                 decisions, last = self._record(
@@ -361,86 +349,32 @@ class MailingPlanner:
         """Saves the new pieces first, then the suppressions (which cite their positions)."""
         fresh = [d for d in decisions if d.customer_id not in decided]
         pieces = [d for d in fresh if d.outcome == m.SCHEDULED]
-        occurred_at = now.isoformat()
-        positions: dict[str, int] = {}
-        for chunk in _chunks(pieces):
-            positions |= self._save(
-                [self._fact(campaign, d, request_id, actor, occurred_at) for d in chunk]
-            )
-        recipient = {d.mailing_id: d.customer_id for d in pieces}
-        final: dict[str, m.Decision] = {}
-        for d in fresh:
-            if (
-                d.outcome == m.SUPPRESSED
-                and not d.caused_by
-                and d.mailing_id in recipient
-            ):
-                event_id = str(
-                    m.decision_event_id(campaign.campaign_id, recipient[d.mailing_id])
-                )
-                cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
-                d = m.Decision(**{**d.__dict__, "caused_by": (cause.as_json(),)})
-            final[d.customer_id] = d
-        suppressed = [d for d in final.values() if d.outcome == m.SUPPRESSED]
-        for chunk in _chunks(suppressed):
-            positions |= self._save(
-                [self._fact(campaign, d, request_id, actor, occurred_at) for d in chunk]
-            )
+        facts = DecisionFacts(
+            self.platform.app.mapper, campaign, request_id, actor, now.isoformat()
+        )
+        recorder = self.platform.app.recorder
+        with OrderedSaves(lambda batch: save(recorder, batch)) as saves:
+            for batch in facts.batches(pieces):
+                saves.submit(batch)
+            positions = saves.positions()
+            recipient = {d.mailing_id: d.customer_id for d in pieces}
+            final: dict[str, m.Decision] = {}
+            for d in fresh:
+                if (
+                    d.outcome == m.SUPPRESSED
+                    and not d.caused_by
+                    and d.mailing_id in recipient
+                ):
+                    event_id = facts.event_ids[recipient[d.mailing_id]]
+                    cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
+                    d = m.Decision(**{**d.__dict__, "caused_by": (cause.as_json(),)})
+                final[d.customer_id] = d
+            suppressed = [d for d in final.values() if d.outcome == m.SUPPRESSED]
+            for batch in facts.batches(suppressed):
+                saves.submit(batch)
+            positions |= saves.positions()
         last = max(positions.values(), default=0)
         return [final.get(d.customer_id, d) for d in decisions], last
-
-    @staticmethod
-    def _fact(
-        campaign: m.Campaign,
-        decision: m.Decision,
-        request_id: str,
-        actor: str | None,
-        occurred_at: str,
-    ) -> tuple[Aggregate, bytes]:
-        campaign_id = campaign.campaign_id
-        data: dict[str, Any] = {
-            "campaign_id": campaign_id,
-            "customer_id": decision.customer_id,
-            "household_id": decision.household_id,
-            "reason": decision.reason,
-            "caused_by": list(decision.caused_by),
-            "request_id": request_id,
-        }
-        fields = {
-            "event_id": str(m.decision_event_id(campaign_id, decision.customer_id)),
-            "occurred_at": occurred_at,
-            "source": SOURCE,
-            "actor": actor,
-            "data": data,
-        }
-        if decision.outcome == m.SCHEDULED:
-            data |= {"mailing_id": decision.mailing_id, "address": decision.address}
-            slot_key = (
-                decision.household_id
-                if campaign.one_per_household
-                else decision.customer_id
-            )
-            aggregate: Aggregate = m.MailingSlot._create(
-                m.MailingScheduled, id=m.slot_id(campaign_id, str(slot_key)), **fields
-            )
-            return aggregate, m.content_hash("MailingScheduled", fields)
-        aggregate = m.MailingDecision._create(
-            m.MailingSuppressed,
-            id=m.decision_id(campaign_id, decision.customer_id),
-            **fields,
-        )
-        return aggregate, m.content_hash("MailingSuppressed", fields)
-
-    def _save(self, facts: list[tuple[Aggregate, bytes]]) -> dict[str, int]:
-        event_log = {
-            (e.originator_id, e.originator_version): (e.event_id, digest)  # type: ignore[attr-defined]
-            for aggregate, digest in facts
-            for e in aggregate.pending_events
-        }
-        recordings = self.platform.app.save_aggregates(
-            [a for a, _ in facts], event_log=event_log
-        )
-        return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
 
     # answers -------------------------------------------------------------------
 

@@ -1,0 +1,130 @@
+"""Just the mailing plan workload, on a database holding only its population.
+
+    .venv/bin/python -m bench.plan_only setup [--targets 100000]
+    .venv/bin/python -m bench.plan_only http [--repeat 3]      # as bench.run measures it
+    .venv/bin/python -m bench.plan_only inproc                  # planner.plan() alone (py-spy)
+
+`setup` builds a template database (`crm_plan_tpl`) with N registrations in
+families (the bench's `mailing_population`) and its views caught up; each run
+copies it (`crm_plan_run`), so every plan starts from the same state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import time
+import uuid
+
+import psycopg
+
+from bench import data, workloads_http
+from bench.common import (
+    ROOT,
+    SECRET,
+    Server,
+    create_key,
+    migrate,
+    pg_create,
+    wait_caught_up,
+)
+from bench.workloads_http import write_bodies
+from bench.workloads_store import ingest_file, rebuild
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TEMPLATE = "crm_plan_tpl"
+RUN = "crm_plan_run"
+WORK = ROOT / "bench-results" / "plan-only"
+PY_SPY = [str(ROOT / ".venv/bin/py-spy"), "record", "--subprocesses", "--idle"]
+
+
+def setup(targets: int) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    url = pg_create(ADMIN, TEMPLATE)
+    migrate(url)
+    ids, events = data.mailing_population(500, targets)
+    write_bodies(WORK / "population.jsonl", events, 1)
+    print("ingest", ingest_file(url, WORK / "population.jsonl", targets))
+    print("rebuild", rebuild(url, targets))
+    (WORK / "targets.json").write_text(json.dumps(ids))
+    (WORK / "key.txt").write_text(create_key(url))
+
+
+def fresh_copy() -> str:
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{RUN}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{RUN}" TEMPLATE "{TEMPLATE}"')
+    return ADMIN.rsplit("/", 1)[0] + "/" + RUN
+
+
+def http(repeat: int, web_workers: int, profile: str | None) -> None:
+    targets = json.loads((WORK / "targets.json").read_text())
+    key = (WORK / "key.txt").read_text().strip()
+    for r in range(repeat):
+        url = fresh_copy()
+        with Server(url, CRM_WEB_WORKERS=str(web_workers)) as server:
+            wait_caught_up(server.base, key)
+            spy = None
+            if profile and server.proc is not None:
+                pid = str(server.proc.pid)
+                spy = subprocess.Popen(
+                    [*PY_SPY, "-o", profile, "-p", pid, "--format", "raw"]
+                )
+            run = workloads_http.mailing_plan(server, key, targets, seed=600 + r)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait()
+        print(json.dumps({k: v for k, v in run.items() if k != "campaign_id"}))
+
+
+def inproc() -> None:
+    from api.bootstrap import build_platform
+    from api.settings import Settings
+    from api.store.mailing_plans import planner_of
+
+    targets = json.loads((WORK / "targets.json").read_text())
+    url = fresh_copy()
+    platform = build_platform(
+        Settings(database_url=url, secret_key=SECRET, log_level="WARNING")
+    )
+    launch = data.campaign(600)
+    platform.ingestor.ingest([launch], atomic=True)
+    planner = planner_of(platform)
+    planner.catch_up(platform.app.recorder.max_notification_id() or 0)
+    started = time.perf_counter()
+    answer = planner.plan(
+        launch["data"]["campaign_id"], targets, str(uuid.uuid4()), actor="bench"
+    )
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 2),
+                "scheduled": len(answer["scheduled"]),
+                "suppressed": len(answer["suppressed"]),
+            }
+        )
+    )
+    platform.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["setup", "http", "inproc"])
+    parser.add_argument("--targets", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--profile", help="http: py-spy raw samples of the server here")
+    args = parser.parse_args()
+    if args.mode == "setup":
+        setup(args.targets)
+    elif args.mode == "http":
+        http(args.repeat, args.web_workers, args.profile)
+    else:
+        inproc()
+
+
+if __name__ == "__main__":
+    main()
