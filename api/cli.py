@@ -110,14 +110,14 @@ def rebuild(
         typer.Option(
             min=1,
             max=64,
-            help="Processes rebuilding views side by side on PostgreSQL (default: one per CPU).",
+            help="Processes rebuilding views side by side on PostgreSQL (default: one per CPU for a log of 200,000 events or more, else one).",
         ),
     ] = None,
 ) -> None:
     """Rebuild projections from the log."""
     import os
 
-    from api.parallel_rebuild import rebuild_in_processes
+    from api.parallel_rebuild import default_jobs, rebuild_in_processes
 
     with platform_from_env() as platform:
         known = [p.name for p in platform.runner.projections]
@@ -127,7 +127,7 @@ def rebuild(
                 f"unknown projection(s) {', '.join(unknown)}; known: {', '.join(known)}"
             )
         chosen = names or known
-        processes = jobs or os.cpu_count() or 1
+        processes = jobs or default_jobs(platform, os.cpu_count() or 1)
         if processes > 1 and len(chosen) > 1 and platform.settings.is_postgres:
             count = rebuild_in_processes(chosen, processes)
         else:

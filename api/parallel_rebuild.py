@@ -13,6 +13,14 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from api.bootstrap import Platform
+
+# Below this many events, starting processes (a second or two each) costs more
+# than rebuilding side by side saves.
+PARALLEL_FROM_EVENTS = 200_000
 
 # Relative cost of rebuilding each view (seconds per 100,000 demo events).
 COST = {
@@ -35,6 +43,12 @@ def shares(names: Sequence[str], jobs: int) -> list[list[str]]:
         groups[lightest].append(name)
         loads[lightest] += COST.get(name, 1.0)
     return [g for g in groups if g]
+
+
+def default_jobs(platform: Platform, cpus: int) -> int:
+    """One process per CPU for a large log, else one."""
+    events = platform.app.recorder.max_notification_id() or 0
+    return cpus if events >= PARALLEL_FROM_EVENTS else 1
 
 
 def _rebuild_share(names: list[str]) -> int:

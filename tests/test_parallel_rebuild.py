@@ -11,6 +11,7 @@ from api.cli import cli
 from api.demo_data import generate_demo_events
 from api.parallel_rebuild import COST, shares
 from tests.conftest import SECRET
+from tests.factories import registered
 
 
 def test_shares_hold_every_view_once_and_balance_the_cost() -> None:
@@ -48,3 +49,14 @@ def test_views_rebuilt_in_several_processes_equal_a_replay(
     assert check.identical, check.as_json()
     assert check.rows_compared > len(events) // 4
     assert set(check.positions.values()) == {report.position}
+
+
+def test_a_small_log_is_rebuilt_in_one_process_unless_asked(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api import parallel_rebuild
+
+    platform.ingestor.ingest([registered(), registered()], atomic=True)
+    assert parallel_rebuild.default_jobs(platform, 8) == 1
+    monkeypatch.setattr(parallel_rebuild, "PARALLEL_FROM_EVENTS", 2)
+    assert parallel_rebuild.default_jobs(platform, 8) == 8
