@@ -8,6 +8,7 @@ stores decodes, projects and verifies like any other fact.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +20,9 @@ from eventsourcing.persistence import IntegrityError, Mapper
 from api.audit.rebuild_check import rebuild_check
 from api.audit.verify import verify_log
 from api.bootstrap import Platform
-from api.store import mailing_facts
+from api.store import mailing_facts, mailing_plans
 from api.store.mailing_facts import SOURCE, DecisionFacts, OrderedSaves
-from api.store.mailing_plans import MailingPlanner
+from api.store.mailing_plans import PAUSED_COLLECTOR, MailingPlanner
 from domain import mailing as m
 from projections.mailing_decisions import campaign_report, get_decision
 from projections.records import decode
@@ -89,7 +90,7 @@ def created_by_the_library(
         "request_id": request_id,
     }
     fields = {
-        "event_id": str(m.decision_event_id(chosen.campaign_id, decision.customer_id)),
+        "event_id": m.decision_event_id(chosen.campaign_id, decision.customer_id),
         "occurred_at": at,
         "source": SOURCE,
         "actor": actor,
@@ -147,8 +148,10 @@ def plan(
 def test_plans_saved_in_many_inserts_decode_project_and_verify(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One fact per save: suppressions cite pieces stored by earlier inserts.
+    # One fact per save: suppressions cite pieces stored by earlier inserts; and
+    # households decided a few targets at a time.
     monkeypatch.setattr(mailing_facts, "SAVE_BYTES", 1)
+    monkeypatch.setattr(mailing_plans, "LOT", 2)
     people = [new_id() for _ in range(7)]
     lines = [HOME, HOME, HOME, OTHER, OTHER, f"{OTHER}附1", f"{OTHER}附2"]
     events = [registered(c, line=line) for c, line in zip(people, lines, strict=True)]
@@ -255,3 +258,37 @@ def test_a_failed_save_stops_the_later_ones() -> None:
         with pytest.raises(IntegrityError):
             saves.positions()
     assert saved == [0, 1]
+
+
+def test_ids_are_the_uuid5_of_their_names() -> None:
+    for campaign_id, key in [(new_id(), new_id()) for _ in range(200)] + [
+        ("c", "户主/王伟")
+    ]:
+        assert m.slot_id(campaign_id, key) == uuid.uuid5(
+            m.NAMESPACE, f"campaign-slot/{campaign_id}/{key}"
+        )
+        assert m.decision_id(campaign_id, key) == uuid.uuid5(
+            m.NAMESPACE, f"campaign-decision/{campaign_id}/{key}"
+        )
+        assert m.decision_event_id(campaign_id, key) == str(
+            uuid.uuid5(m.NAMESPACE, f"campaign-decision-event/{campaign_id}/{key}")
+        )
+        assert m.mailing_id_for(campaign_id, key) == str(
+            uuid.uuid5(m.NAMESPACE, f"campaign-mailing/{campaign_id}/{key}")
+        )
+
+
+def test_the_collector_is_paused_only_while_plans_run() -> None:
+    assert gc.isenabled()
+    with PAUSED_COLLECTOR:
+        with PAUSED_COLLECTOR:  # a second plan at the same time
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with PAUSED_COLLECTOR:
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()

@@ -97,7 +97,7 @@ class DecisionFacts:
             "caused_by": list(decision.caused_by),
             "request_id": self.request_id,
         }
-        event_id = str(m.decision_event_id(campaign_id, decision.customer_id))
+        event_id = m.decision_event_id(campaign_id, decision.customer_id)
         self.event_ids[decision.customer_id] = event_id
         fields = {
             "event_id": event_id,

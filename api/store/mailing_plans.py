@@ -8,10 +8,12 @@ piece for a household (slot aggregate id) or a second decision for a customer
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,6 +116,71 @@ def _cause(event_id: Any, type_: str, position: Any) -> m.Cause:
     return m.Cause(str(event_id), type_, int(position))
 
 
+LOT = 5000  # targets decided together; their pieces are saved while the next lot is decided
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one attempt at a plan decides from."""
+
+    campaign: m.Campaign
+    people: dict[str, m.Person]
+    joined: dict[str, list[m.Cause]]
+    request_id: str
+    actor: str | None
+    now: datetime
+
+
+def _lots(targets: list[str], people: dict[str, m.Person]) -> Iterator[list[str]]:
+    """The targets in lots of about LOT, each holding whole households, in order."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for target in targets:
+        person = people.get(target)
+        if person is not None and person.household_id is not None:
+            groups.setdefault(("household", person.household_id), []).append(target)
+        else:
+            groups.setdefault(("customer", target), []).append(target)
+    lot: list[str] = []
+    for members in groups.values():
+        lot += members
+        if len(lot) >= LOT:
+            yield lot
+            lot = []
+    if lot:
+        yield lot
+
+
+class _PausedCollector:
+    """Python's cyclic garbage collector off while any plan runs.
+
+    A large plan holds about a million objects at once (people, households,
+    decisions, stored events), none of them in reference cycles; with the
+    collector on, its collections walk them again and again, which was a third
+    of the plan's CPU. It is back on as soon as no plan runs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._enable_after = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._enable_after = gc.isenabled()
+                gc.disable()
+            self._running += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0 and self._enable_after:
+                gc.enable()
+
+
+PAUSED_COLLECTOR = _PausedCollector()
+
+
 class MailingPlanner:
     def __init__(self, platform: Platform, *, catch_up_timeout: float = 30.0) -> None:
         self.platform = platform
@@ -190,10 +257,11 @@ class MailingPlanner:
             for r in rows
         }
 
-    def inputs(
-        self, cur: Cursor, campaign: m.Campaign, ids: list[str], now: datetime
-    ) -> tuple[dict[str, m.Person], dict[str, m.Household]]:
-        """The known targets among `ids` and their households, as the views have them."""
+    def people(
+        self, cur: Cursor, campaign: m.Campaign, ids: list[str]
+    ) -> tuple[dict[str, m.Person], dict[str, list[m.Cause]]]:
+        """The known targets among `ids`, and per household the memberships of those
+        in it (the events that put them there)."""
         people: dict[str, m.Person] = {}
         joined: dict[str, list[m.Cause]] = {}
         for (
@@ -236,7 +304,7 @@ class MailingPlanner:
                 joined.setdefault(household_id, []).append(
                     _cause(joined_by_event_id, joined_by_type, joined_position)
                 )
-        return people, self.households(cur, campaign, joined, people.values(), now)
+        return people, joined
 
     def households(
         self,
@@ -313,7 +381,18 @@ class MailingPlanner:
         if stored is not None:
             return stored
         targets = list(dict.fromkeys(str(c) for c in customer_ids))
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        with PAUSED_COLLECTOR:
+            decisions, position = self._decide(campaign_id, targets, request_id, actor)
+            answer = _answer(decisions, position)
+            return self._keep_answer(request_id, campaign_id, answer)
+
+    def _decide(
+        self, campaign_id: str, targets: list[str], request_id: str, actor: str | None
+    ) -> tuple[list[m.Decision], int]:
+        """Every target's decision, and the log position that has them all."""
+        attempt = 0
+        while True:
+            attempt += 1
             head = self.platform.app.recorder.max_notification_id() or 0
             self.catch_up(head)
             now = datetime.now(UTC)
@@ -321,60 +400,71 @@ class MailingPlanner:
                 campaign = self.campaign(cur, campaign_id)
                 decided = self.decided(cur, campaign_id, targets)
                 undecided = [t for t in targets if t not in decided]
-                people, households = self.inputs(cur, campaign, undecided, now)
-            decisions = m.plan(campaign, targets, people, households, decided)
+                people, joined = self.people(cur, campaign, undecided)
+            plan = _Plan(campaign, people, joined, request_id, actor, now)
             try:
-                decisions, last = self._record(
-                    campaign, decisions, decided, request_id, actor, now
-                )
-                break
+                fresh, last = self._record(plan, undecided)
             except IntegrityError:
                 # Another plan took a slot or decided a target first: look again.
                 if attempt == MAX_ATTEMPTS:
                     raise
                 log.info("mailing.plan_retry", attempt=attempt, campaign_id=campaign_id)
                 time.sleep(random.uniform(0.0, 0.02 * attempt))
-        answer = _answer(decisions, last or head)
-        return self._keep_answer(request_id, campaign_id, answer)
+                continue
+            return [decided.get(t) or fresh[t] for t in targets], last or head
 
     def _record(
-        self,
-        campaign: m.Campaign,
-        decisions: list[m.Decision],
-        decided: dict[str, m.Decision],
-        request_id: str,
-        actor: str | None,
-        now: datetime,
-    ) -> tuple[list[m.Decision], int]:
-        """Saves the new pieces first, then the suppressions (which cite their positions)."""
-        fresh = [d for d in decisions if d.customer_id not in decided]
-        pieces = [d for d in fresh if d.outcome == m.SCHEDULED]
+        self, plan: _Plan, undecided: list[str]
+    ) -> tuple[dict[str, m.Decision], int]:
+        """Decides the targets a few thousand at a time (whole households), saving the
+        pieces of each lot while deciding the next; then saves the suppressions, which
+        cite the pieces' positions."""
+        campaign = plan.campaign
         facts = DecisionFacts(
-            self.platform.app.mapper, campaign, request_id, actor, now.isoformat()
+            self.platform.app.mapper,
+            campaign,
+            plan.request_id,
+            plan.actor,
+            plan.now.isoformat(),
         )
+        fresh: dict[str, m.Decision] = {}
+
+        def pieces() -> Iterator[m.Decision]:
+            for lot in _lots(undecided, plan.people):
+                known = [plan.people[t] for t in lot if t in plan.people]
+                with self.platform.db.transaction() as cur:
+                    households = self.households(
+                        cur, campaign, plan.joined, known, plan.now
+                    )
+                for decision in m.plan(campaign, lot, plan.people, households, {}):
+                    fresh[decision.customer_id] = decision
+                    if decision.outcome == m.SCHEDULED:
+                        yield decision
+
         recorder = self.platform.app.recorder
         with OrderedSaves(lambda batch: save(recorder, batch)) as saves:
-            for batch in facts.batches(pieces):
+            for batch in facts.batches(pieces()):
                 saves.submit(batch)
             positions = saves.positions()
-            recipient = {d.mailing_id: d.customer_id for d in pieces}
-            final: dict[str, m.Decision] = {}
-            for d in fresh:
-                if (
-                    d.outcome == m.SUPPRESSED
-                    and not d.caused_by
-                    and d.mailing_id in recipient
-                ):
-                    event_id = facts.event_ids[recipient[d.mailing_id]]
+            piece_event = {
+                d.mailing_id: facts.event_ids[d.customer_id]
+                for d in fresh.values()
+                if d.outcome == m.SCHEDULED
+            }
+            suppressed = []
+            for d in fresh.values():
+                if d.outcome != m.SUPPRESSED:
+                    continue
+                if not d.caused_by and d.mailing_id in piece_event:
+                    event_id = piece_event[d.mailing_id]
                     cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
                     d = m.Decision(**{**d.__dict__, "caused_by": (cause.as_json(),)})
-                final[d.customer_id] = d
-            suppressed = [d for d in final.values() if d.outcome == m.SUPPRESSED]
+                    fresh[d.customer_id] = d
+                suppressed.append(d)
             for batch in facts.batches(suppressed):
                 saves.submit(batch)
             positions |= saves.positions()
-        last = max(positions.values(), default=0)
-        return [final.get(d.customer_id, d) for d in decisions], last
+        return fresh, max(positions.values(), default=0)
 
     # answers -------------------------------------------------------------------
 
