@@ -116,7 +116,9 @@ def _cause(event_id: Any, type_: str, position: Any) -> m.Cause:
     return m.Cause(str(event_id), type_, int(position))
 
 
-LOT = 5000  # targets decided together; their pieces are saved while the next lot is decided
+# Targets decided together. The first lot is small so that saving starts early;
+# each next one is twice as large, as each lot's reads scan whole view tables.
+LOT = 2000
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class _Plan:
 
 
 def _lots(targets: list[str], people: dict[str, m.Person]) -> Iterator[list[str]]:
-    """The targets in lots of about LOT, each holding whole households, in order."""
+    """The targets in lots of LOT, 2 LOT, 4 LOT... each holding whole households."""
     groups: dict[tuple[str, str], list[str]] = {}
     for target in targets:
         person = people.get(target)
@@ -141,11 +143,13 @@ def _lots(targets: list[str], people: dict[str, m.Person]) -> Iterator[list[str]
         else:
             groups.setdefault(("customer", target), []).append(target)
     lot: list[str] = []
+    size = LOT
     for members in groups.values():
         lot += members
-        if len(lot) >= LOT:
+        if len(lot) >= size:
             yield lot
             lot = []
+            size *= 2
     if lot:
         yield lot
 
