@@ -1,12 +1,12 @@
 """Just the mailing plan workload, on a database holding only its population.
 
     .venv/bin/python -m bench.plan_only setup [--targets 100000]
-    .venv/bin/python -m bench.plan_only http [--repeat 3]      # as bench.run measures it
+    .venv/bin/python -m bench.plan_only http [--repeat 3]      # as bench.run does
     .venv/bin/python -m bench.plan_only inproc                  # planner.plan() alone (py-spy)
 
 `setup` builds a template database (`crm_plan_tpl`) with N registrations in
 families (the bench's `mailing_population`) and its views caught up; each run
-copies it (`crm_plan_run`), so every plan starts from the same state.
+copies it (`crm_plan_run`), so every run starts from the same state.
 """
 
 from __future__ import annotations
@@ -60,23 +60,24 @@ def fresh_copy() -> str:
 
 
 def http(repeat: int, web_workers: int, profile: str | None) -> None:
+    """Like bench.run: one server, `repeat` plans (new campaigns) over the same targets."""
     targets = json.loads((WORK / "targets.json").read_text())
     key = (WORK / "key.txt").read_text().strip()
-    for r in range(repeat):
-        url = fresh_copy()
-        with Server(url, CRM_WEB_WORKERS=str(web_workers)) as server:
-            wait_caught_up(server.base, key)
+    url = fresh_copy()
+    with Server(url, CRM_WEB_WORKERS=str(web_workers)) as server:
+        wait_caught_up(server.base, key)
+        for r in range(repeat):
             spy = None
             if profile and server.proc is not None:
                 pid = str(server.proc.pid)
                 spy = subprocess.Popen(
-                    [*PY_SPY, "-o", profile, "-p", pid, "--format", "raw"]
+                    [*PY_SPY, "-o", f"{profile}.{r}", "-p", pid, "--format", "raw"]
                 )
             run = workloads_http.mailing_plan(server, key, targets, seed=600 + r)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait()
-        print(json.dumps({k: v for k, v in run.items() if k != "campaign_id"}))
+            print(json.dumps({k: v for k, v in run.items() if k != "campaign_id"}))
 
 
 def inproc() -> None:

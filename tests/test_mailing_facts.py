@@ -19,7 +19,8 @@ from eventsourcing.persistence import IntegrityError, Mapper
 
 from api.audit.rebuild_check import rebuild_check
 from api.audit.verify import verify_log
-from api.bootstrap import Platform
+from api.bootstrap import Platform, build_platform
+from api.settings import Settings
 from api.store import mailing_facts, mailing_plans
 from api.store.mailing_facts import SOURCE, DecisionFacts, OrderedSaves
 from api.store.mailing_plans import PAUSED_COLLECTOR, MailingPlanner
@@ -292,3 +293,35 @@ def test_the_collector_is_paused_only_while_plans_run() -> None:
         assert not gc.isenabled()  # left as it was found
     finally:
         gc.enable()
+
+
+@pytest.mark.postgres
+def test_a_large_answer_is_kept_compressed_and_given_again(postgres_url: str) -> None:
+    platform = build_platform(Settings(database_url=postgres_url, secret_key="k"))
+    try:
+        people = [new_id() for _ in range(40)]
+        events = [registered(c, line=f"{OTHER}{i}号") for i, c in enumerate(people)]
+        campaign_id = new_id()
+        launched = {
+            "campaign_id": campaign_id,
+            "name": "春节理财推广",
+            "channel": "mail",
+            "purpose": "marketing",
+        }
+        events.append(envelope("CampaignLaunched", launched))
+        assert platform.ingestor.ingest(events, atomic=True).count("stored") == 41
+        planner = MailingPlanner(platform)
+        request_id = str(uuid.uuid4())
+
+        answer = planner.plan(campaign_id, people, request_id)
+
+        with platform.db.transaction() as cur:
+            row = cur.execute(
+                "SELECT pg_column_compression(response) AS method "
+                "FROM mailing_plan_requests WHERE request_id = %s",
+                (request_id,),
+            ).fetchone()
+        assert row is not None and row["method"] == "lz4"
+        assert MailingPlanner(platform).plan(campaign_id, people, request_id) == answer
+    finally:
+        platform.close()

@@ -199,6 +199,7 @@ class MailingPlanner:
             p.name for p in runner.projections
         }
         self._own = ProjectionRunner(platform.app, platform.db, needed)
+        self._has_lz4: bool | None = None
 
     # views ---------------------------------------------------------------------
 
@@ -496,6 +497,10 @@ class MailingPlanner:
     ) -> dict[str, Any]:
         """The first answer stored for a request_id wins (two copies may race here)."""
         with self.platform.db.transaction() as cur:
+            if self._lz4(cur):
+                # A large plan's answer is tens of MB: lz4 stores it in a quarter of
+                # the time pglz, the default, takes (reads decompress either).
+                cur.execute("SET LOCAL default_toast_compression = lz4")
             kept = cur.execute(
                 "INSERT INTO mailing_plan_requests (request_id, campaign_id, response, created_at) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING "
@@ -512,6 +517,18 @@ class MailingPlanner:
         stored = self._stored_answer(request_id, campaign_id)
         assert stored is not None
         return stored
+
+    def _lz4(self, cur: Cursor) -> bool:
+        """Whether the server can compress stored values with lz4."""
+        if self._has_lz4 is None:
+            row = None
+            if not cur.sqlite:
+                row = cur.execute(
+                    "SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings "
+                    "WHERE name = 'default_toast_compression'"
+                ).fetchone()
+            self._has_lz4 = row is not None and bool(row["lz4"])
+        return self._has_lz4
 
 
 def _answer(decisions: list[m.Decision], position: int) -> dict[str, Any]:
