@@ -9,6 +9,7 @@ stores decodes, projects and verifies like any other fact.
 from __future__ import annotations
 
 import gc
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -325,3 +326,23 @@ def test_a_large_answer_is_kept_compressed_and_given_again(postgres_url: str) ->
         assert MailingPlanner(platform).plan(campaign_id, people, request_id) == answer
     finally:
         platform.close()
+
+
+def test_building_waits_while_the_saves_fall_behind() -> None:
+    release = threading.Event()
+
+    def save_one(batch: list[Any]) -> dict[str, int]:
+        release.wait(10)
+        return {str(n): n for n in batch}
+
+    with OrderedSaves(save_one) as saves:
+        for n in range(mailing_facts.AHEAD):
+            saves.submit([n])
+        late = threading.Thread(target=saves.submit, args=([99],))
+        late.start()
+        late.join(0.3)
+        assert late.is_alive()  # waits for the oldest save to be done
+        release.set()
+        late.join(10)
+        assert not late.is_alive()
+        assert len(saves.positions()) == mailing_facts.AHEAD + 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -36,6 +36,7 @@ SOURCE = "crm-platform:mailing-planner"
 # planner's 2,000-piece saves always sent.
 SAVE_BYTES = 2 * 1024 * 1024
 
+AHEAD = 3  # batches built but not yet saved, at most (each up to SAVE_BYTES)
 YIELD_EVERY = 32  # facts built between two chances for the saving thread to run
 
 Fact = tuple[StoredEvent, str, bytes]  # the stored event, its event_id, content hash
@@ -194,6 +195,10 @@ class OrderedSaves:
         self._pool.shutdown(wait=True)
 
     def submit(self, batch: list[Fact]) -> None:
+        """Queues a save; waits first while AHEAD saves are still to be done."""
+        unfinished = [f for f in self._pending if not f.done()]
+        if len(unfinished) >= AHEAD:
+            wait(unfinished[: len(unfinished) - AHEAD + 1])
         self._pending.append(self._pool.submit(self._run, batch))
 
     def _run(self, batch: list[Fact]) -> dict[str, int]:

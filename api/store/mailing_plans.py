@@ -54,6 +54,10 @@ SELECT_PEOPLE = (
     "AND hm.to_position IS NULL "
     "WHERE p.customer_id IN {ids}"
 )
+SELECT_HOMES = (
+    "SELECT customer_id, household_id FROM household_people "
+    "WHERE household_id IS NOT NULL AND customer_id IN {ids}"
+)
 SELECT_HOUSEHOLDS = (
     "SELECT household_id, address FROM households WHERE household_id IN {ids}"
 )
@@ -95,7 +99,7 @@ def _rows(
     and plan than thousands of placeholders; SQLite gets IN lists in chunks.
     Rows are dicts, or tuples (cheaper for large results) with `tuples`.
     """
-    wanted = sorted(set(ids))
+    wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
     if not cur.sqlite:
@@ -123,23 +127,22 @@ LOT = 2000
 
 @dataclass(frozen=True)
 class _Plan:
-    """What one attempt at a plan decides from."""
+    """What one attempt at a plan decides with."""
 
     campaign: m.Campaign
-    people: dict[str, m.Person]
-    joined: dict[str, list[m.Cause]]
     request_id: str
     actor: str | None
     now: datetime
 
 
-def _lots(targets: list[str], people: dict[str, m.Person]) -> Iterator[list[str]]:
-    """The targets in lots of LOT, 2 LOT, 4 LOT... each holding whole households."""
+def _lots(targets: list[str], homes: dict[str, str]) -> Iterator[list[str]]:
+    """The targets in lots of LOT, 2 LOT, 4 LOT... each holding whole households
+    (`homes`: customer -> household)."""
     groups: dict[tuple[str, str], list[str]] = {}
     for target in targets:
-        person = people.get(target)
-        if person is not None and person.household_id is not None:
-            groups.setdefault(("household", person.household_id), []).append(target)
+        home = homes.get(target)
+        if home is not None:
+            groups.setdefault(("household", home), []).append(target)
         else:
             groups.setdefault(("customer", target), []).append(target)
     lot: list[str] = []
@@ -405,10 +408,10 @@ class MailingPlanner:
                 campaign = self.campaign(cur, campaign_id)
                 decided = self.decided(cur, campaign_id, targets)
                 undecided = [t for t in targets if t not in decided]
-                people, joined = self.people(cur, campaign, undecided)
-            plan = _Plan(campaign, people, joined, request_id, actor, now)
+                homes = dict(_rows(cur, SELECT_HOMES, undecided, tuples=True))
+            plan = _Plan(campaign, request_id, actor, now)
             try:
-                fresh, last = self._record(plan, undecided)
+                fresh, last = self._record(plan, _lots(undecided, homes))
             except IntegrityError:
                 # Another plan took a slot or decided a target first: look again.
                 if attempt == MAX_ATTEMPTS:
@@ -419,11 +422,11 @@ class MailingPlanner:
             return [decided.get(t) or fresh[t] for t in targets], last or head
 
     def _record(
-        self, plan: _Plan, undecided: list[str]
+        self, plan: _Plan, lots: Iterable[list[str]]
     ) -> tuple[dict[str, m.Decision], int]:
-        """Decides the targets a few thousand at a time (whole households), saving the
-        pieces of each lot while deciding the next; then saves the suppressions, which
-        cite the pieces' positions."""
+        """Decides the targets a lot at a time (whole households), saving the pieces of
+        each lot while reading and deciding the next; then saves the suppressions,
+        which cite the pieces' positions."""
         campaign = plan.campaign
         facts = DecisionFacts(
             self.platform.app.mapper,
@@ -435,13 +438,13 @@ class MailingPlanner:
         fresh: dict[str, m.Decision] = {}
 
         def pieces() -> Iterator[m.Decision]:
-            for lot in _lots(undecided, plan.people):
-                known = [plan.people[t] for t in lot if t in plan.people]
+            for lot in lots:
                 with self.platform.db.transaction() as cur:
+                    people, joined = self.people(cur, campaign, lot)
                     households = self.households(
-                        cur, campaign, plan.joined, known, plan.now
+                        cur, campaign, joined, people.values(), plan.now
                     )
-                for decision in m.plan(campaign, lot, plan.people, households, {}):
+                for decision in m.plan(campaign, lot, people, households, {}):
                     fresh[decision.customer_id] = decision
                     if decision.outcome == m.SCHEDULED:
                         yield decision
