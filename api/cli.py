@@ -303,12 +303,7 @@ def _ingest_items(
         for number, event, problem, read in items:
             pending_bytes += read
             if problem is not None:
-                typer.echo(f"line {number}: {problem}", err=True)
-                totals["rejected"] += 1
-                if strict:
-                    fail(
-                        f"stopped at line {number} (--strict); earlier batches were stored"
-                    )
+                _reject_line(number, problem, totals, strict)
                 continue
             if event is None:
                 continue
@@ -359,6 +354,16 @@ def _flush(
     _add(totals, report, lines)
 
 
+def _reject_line(
+    number: int, problem: str, totals: dict[str, int], strict: bool
+) -> None:
+    """A line that never became an event (unreadable, not JSON): reported, counted."""
+    typer.echo(f"line {number}: {problem}", err=True)
+    totals["rejected"] += 1
+    if strict:
+        fail(f"stopped at line {number} (--strict); earlier batches were stored")
+
+
 def _report_unparsed(
     results: list[Prepared | Invalid],
     lines: list[int],
@@ -370,12 +375,7 @@ def _report_unparsed(
     kept_lines: list[int] = []
     for result, number in zip(results, lines, strict=True):
         if isinstance(result, Invalid) and not result.parsed:
-            typer.echo(f"line {number}: {result.problems[0][1]}", err=True)
-            totals["rejected"] += 1
-            if strict:
-                fail(
-                    f"stopped at line {number} (--strict); earlier batches were stored"
-                )
+            _reject_line(number, result.problems[0][1], totals, strict)
             continue
         kept.append(result)
         kept_lines.append(number)
