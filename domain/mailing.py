@@ -83,6 +83,11 @@ def content_hash(type_: str, fields: dict[str, Any]) -> bytes:
     body = dict(fields)
     del body["event_id"]
     body["type"] = type_
+    return body_hash(body)
+
+
+def body_hash(body: dict[str, Any]) -> bytes:
+    """`content_hash` of a body built directly: every field but event_id, and "type"."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
 
 

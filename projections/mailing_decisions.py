@@ -9,6 +9,7 @@ view never depends on how far the households view has got.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -125,6 +126,7 @@ ORDER BY COALESCE(p.scheduled_position, p.sent_position), p.mailing_id
 """
 
 
+@lru_cache(maxsize=1024)  # a plan's decisions all share one occurred_at
 def utc_text(moment: str) -> str:
     parsed = datetime.fromisoformat(moment)
     if parsed.tzinfo is None:

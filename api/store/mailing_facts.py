@@ -41,6 +41,19 @@ YIELD_EVERY = 32  # facts built between two chances for the saving thread to run
 
 Fact = tuple[StoredEvent, str, bytes]  # the stored event, its event_id, content hash
 
+KINDS: dict[str, tuple[type[FirstFact], type[Aggregate]]] = {
+    m.SCHEDULED: (m.MailingScheduled, m.MailingSlot),
+    m.SUPPRESSED: (m.MailingSuppressed, m.MailingDecision),
+}
+
+
+def _kind(fact: type[FirstFact], aggregate: type[Aggregate]) -> tuple[str, str, str]:
+    """The fact's topic, its aggregate's topic and the fact's catalogue type."""
+    if getattr(fact, "class_version", 1) != 1:
+        # A new version would add "class_version" to the stored state.
+        raise NotImplementedError(f"{fact.__name__} has a class_version")
+    return get_topic(fact), get_topic(aggregate), TYPE_BY_TOPIC[fact.TOPIC]
+
 
 class DecisionFacts:
     """Builds the stored events of one plan's decisions."""
@@ -59,6 +72,7 @@ class DecisionFacts:
         self.actor = actor
         self.occurred_at = occurred_at
         self.event_ids: dict[str, str] = {}  # customer_id -> event_id of its decision
+        self._kinds = {outcome: _kind(*classes) for outcome, classes in KINDS.items()}
 
     def batches(
         self, decisions: Iterable[m.Decision], max_bytes: int | None = None
@@ -98,58 +112,58 @@ class DecisionFacts:
 
     def _one(self, decision: m.Decision, timestamp: Any) -> Fact:
         campaign_id = self.campaign.campaign_id
+        customer_id = decision.customer_id
+        event_id = m.decision_event_id(campaign_id, customer_id)
+        self.event_ids[customer_id] = event_id
         data: dict[str, Any] = {
             "campaign_id": campaign_id,
-            "customer_id": decision.customer_id,
+            "customer_id": customer_id,
             "household_id": decision.household_id,
             "reason": decision.reason,
             "caused_by": list(decision.caused_by),
             "request_id": self.request_id,
         }
-        event_id = m.decision_event_id(campaign_id, decision.customer_id)
-        self.event_ids[decision.customer_id] = event_id
-        fields = {
+        if decision.outcome == m.SCHEDULED:
+            data["mailing_id"] = decision.mailing_id
+            data["address"] = decision.address
+            slot_key = (
+                decision.household_id
+                if self.campaign.one_per_household
+                else customer_id
+            )
+            originator_id = m.slot_id(campaign_id, str(slot_key))
+        else:
+            originator_id = m.decision_id(campaign_id, customer_id)
+        topic, aggregate_topic, type_name = self._kinds[decision.outcome]
+        # The created event's vars() in their order, as the library's mapper encodes them.
+        state: dict[str, Any] = {
+            "timestamp": timestamp,
+            "originator_topic": aggregate_topic,
             "event_id": event_id,
             "occurred_at": self.occurred_at,
             "source": SOURCE,
             "actor": self.actor,
             "data": data,
         }
-        fact: type[FirstFact]
-        aggregate: type[Aggregate]
-        if decision.outcome == m.SCHEDULED:
-            data |= {"mailing_id": decision.mailing_id, "address": decision.address}
-            slot_key = (
-                decision.household_id
-                if self.campaign.one_per_household
-                else decision.customer_id
-            )
-            fact, aggregate = m.MailingScheduled, m.MailingSlot
-            originator_id = m.slot_id(campaign_id, str(slot_key))
-        else:
-            fact, aggregate = m.MailingSuppressed, m.MailingDecision
-            originator_id = m.decision_id(campaign_id, decision.customer_id)
-        # The order of vars() of the created event, which the mapper encodes.
-        state: dict[str, Any] = {
-            "timestamp": timestamp,
-            "originator_topic": get_topic(aggregate),
-            **fields,
-        }
-        class_version = getattr(fact, "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
         encoded = orjson.dumps(state)
         if self.mapper.compressor:
             encoded = self.mapper.compressor.compress(encoded)
         if self.mapper.cipher:
             encoded = self.mapper.cipher.encrypt(encoded)
+        body = {
+            "occurred_at": self.occurred_at,
+            "source": SOURCE,
+            "actor": self.actor,
+            "data": data,
+            "type": type_name,
+        }
         stored = StoredEvent(
             originator_id=originator_id,
             originator_version=1,
-            topic=get_topic(fact),
+            topic=topic,
             state=encoded,
         )
-        return stored, event_id, m.content_hash(TYPE_BY_TOPIC[fact.TOPIC], fields)
+        return stored, event_id, m.body_hash(body)
 
 
 def save(recorder: ApplicationRecorder, facts: list[Fact]) -> dict[str, int]:
