@@ -41,32 +41,30 @@ ELIGIBLE = "eligible"
 _NAMESPACE_BYTES = NAMESPACE.bytes
 
 
-def _uuid5_bytes(name: str) -> bytes:
-    """The 16 bytes of `uuid5(NAMESPACE, name)` (a plan makes ~250,000 of these ids,
-    and the UUID class costs more than the hash)."""
-    raw = bytearray(
-        hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[
-            :16
-        ]
-    )
-    raw[6] = (raw[6] & 0x0F) | 0x50
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return bytes(raw)
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
+
+
+def _uuid5_int(name: str) -> int:
+    """`uuid5(NAMESPACE, name).int` (a plan makes ~250,000 of these ids, and the
+    UUID class made from bytes costs more than the hash)."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
+    return (int.from_bytes(digest.digest()[:16]) & _VERSION_MASK) | _VERSION_5
 
 
 def _uuid5_text(name: str) -> str:
     """`str(uuid5(NAMESPACE, name))`."""
-    h = _uuid5_bytes(name).hex()
+    h = f"{_uuid5_int(name):032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def slot_id(campaign_id: str, household_id: str) -> UUID:
-    return UUID(bytes=_uuid5_bytes(f"campaign-slot/{campaign_id}/{household_id}"))
+    return UUID(int=_uuid5_int(f"campaign-slot/{campaign_id}/{household_id}"))
 
 
 def decision_id(campaign_id: str, customer_id: str) -> UUID:
     """The aggregate of a suppression (and of a piece when not one per household)."""
-    return UUID(bytes=_uuid5_bytes(f"campaign-decision/{campaign_id}/{customer_id}"))
+    return UUID(int=_uuid5_int(f"campaign-decision/{campaign_id}/{customer_id}"))
 
 
 def decision_event_id(campaign_id: str, customer_id: str) -> str:

@@ -12,7 +12,6 @@ directly: the bytes the library's mapper writes for `Aggregate._create(...)`
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
@@ -37,7 +36,6 @@ SOURCE = "crm-platform:mailing-planner"
 SAVE_BYTES = 2 * 1024 * 1024
 
 AHEAD = 3  # batches built but not yet saved, at most (each up to SAVE_BYTES)
-YIELD_EVERY = 32  # facts built between two chances for the saving thread to run
 
 Fact = tuple[StoredEvent, str, bytes]  # the stored event, its event_id, content hash
 
@@ -87,11 +85,6 @@ class DecisionFacts:
             for decision in pending:
                 fact = self._one(decision, timestamp)
                 batch.append(fact)
-                if len(batch) % YIELD_EVERY == 0:
-                    # Lets the saving thread take the interpreter lock it waits for
-                    # after each round trip to the database, which it would
-                    # otherwise get only at the next switch interval (5 ms).
-                    time.sleep(0)
                 size += len(fact[0].state)
                 if size >= limit:
                     break
