@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from api.gc_tuning import tune_garbage_collector
 from api.settings import Settings
 from api.store.application import CrmApplication, eventsourcing_env
 from api.store.database import Database, PostgresDatabase, SQLiteDatabase
@@ -56,6 +57,7 @@ def build_platform(
     settings: Settings | None = None, *, migrate: bool = True
 ) -> Platform:
     settings = settings or Settings()
+    tune_garbage_collector()
     if migrate:
         apply_migrations(settings)
     db = open_database(settings)

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 import structlog
 
+from api.gc_tuning import tune_garbage_collector
 from domain.catalogue import FieldProblem, InvalidEvent, parse_envelope
 from domain.handling import fact_fields, stored_data
 
@@ -101,6 +102,7 @@ _worker_key: bytes = b""
 
 def _init_worker(national_id_key: bytes) -> None:
     global _worker_key
+    tune_garbage_collector()
     _worker_key = national_id_key
 
 
