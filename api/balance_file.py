@@ -9,11 +9,14 @@ Time, when the balance was struck.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, TextIO
 from uuid import UUID, uuid5
+
+from api.store.prepare import Unreadable
 
 NAMESPACE = UUID("6f0c2a4e-8d1b-5c3a-9e7f-2b4d6a8c0e1f")
 """Fixed forever: changing it would make every balance file import twice."""
@@ -27,6 +30,7 @@ class BalanceFileError(ValueError):
     def __init__(self, row_number: int, message: str) -> None:
         super().__init__(f"row {row_number}: {message}")
         self.row_number = row_number
+        self.problem = message
 
 
 def balance_event_id(account_id: str, as_of: str) -> str:
@@ -78,6 +82,20 @@ def balance_rows_to_envelopes(
     """One BalanceReported envelope per row; raises BalanceFileError on a bad row."""
     for number, row in enumerate(rows, start=1):
         yield _row_to_envelope(row, number, source)
+
+
+def balance_row_parser(header: list[str], source: str) -> Callable[[list[str]], Any]:
+    """Turns one row (as `csv.reader` gives it, under `header`) into its envelope,
+    or raises Unreadable naming the problem. Picklable: `crm ingest` sends the
+    rows to its validation worker, which parses them."""
+    return partial(_parse_row, tuple(header), source)
+
+
+def _parse_row(header: tuple[str, ...], source: str, row: list[str]) -> dict[str, Any]:
+    try:
+        return _row_to_envelope(dict(zip(header, row, strict=False)), 0, source)
+    except BalanceFileError as error:
+        raise Unreadable(error.problem) from None
 
 
 def read_balance_file(stream: TextIO, source: str) -> Iterator[dict[str, Any]]:

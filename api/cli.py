@@ -17,7 +17,14 @@ from api.cli_support import fail, platform_from_env, settings_from_env
 from api.keys import ROLES, create_key, revoke_key
 from api.store.ingest import Report
 from api.store.migrate import apply_migrations
-from api.store.prepare import Invalid, Pending, Prepared, Preparer
+from api.store.prepare import (
+    Invalid,
+    Parse,
+    Pending,
+    Prepared,
+    Preparer,
+    parse_json_line,
+)
 
 cli = typer.Typer(
     help="Event-sourced customer interaction platform.",
@@ -199,12 +206,12 @@ def ingest(
     with platform_from_env() as platform:
         size = batch_size or platform.settings.ingest_batch_events
         stream = sys.stdin if file == "-" else _open(file)
-        items = (
-            _csv_items(stream, source) if file_format == "csv" else _jsonl_items(stream)
+        parse, items = (
+            _csv_items(stream, source)
+            if file_format == "csv"
+            else (parse_json_line, _jsonl_items(stream))
         )
-        totals = _ingest_items(
-            platform, items, size, strict, _progress(stream), file_format == "jsonl"
-        )
+        totals = _ingest_items(platform, items, size, strict, _progress(stream), parse)
     typer.echo(
         f"stored {totals['stored']}, duplicates {totals['duplicate']}, rejected {totals['rejected']}"
     )
@@ -247,48 +254,45 @@ def _open(file: str) -> TextIO:
     return path.open(encoding="utf-8", errors="surrogateescape")
 
 
-def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, Any, str | None, int]]:
-    """(line number, the line's text or None, problem, bytes read) for each line.
+def _jsonl_items(stream: TextIO) -> Iterator[tuple[int, Any, int]]:
+    """(line number, the line's text or None, bytes read) for each line.
 
     Lines are parsed where they are validated (see api.store.prepare), so a
     validation worker takes that work off the writer."""
     for number, line in enumerate(stream, start=1):
         size = len(line.encode(errors="surrogateescape"))
-        yield number, line if line.strip() else None, None, size
+        yield number, line if line.strip() else None, size
 
 
 def _csv_items(
     stream: TextIO, source: str
-) -> Iterator[tuple[int, Any, str | None, int]]:
-    """The monthly balance file: each row becomes a BalanceReported envelope."""
+) -> tuple[Parse, Iterator[tuple[int, Any, int]]]:
+    """The monthly balance file: each row is sent as it is read, and becomes a
+    BalanceReported envelope where it is validated (`balance_row_parser`)."""
     import csv
 
-    from api.balance_file import BalanceFileError, balance_rows_to_envelopes
+    from api.balance_file import balance_row_parser
 
-    reader = csv.DictReader(stream)
-    for row in reader:
-        number = reader.line_num
-        size = sum(len(str(v)) + 1 for v in row.values())
-        try:
-            yield (
-                number,
-                next(iter(balance_rows_to_envelopes([row], source))),
-                None,
-                size,
-            )
-        except BalanceFileError as error:
-            yield number, None, str(error).removeprefix("row 1: "), size
+    reader = csv.reader(stream)
+    header = next(reader, [])
+
+    def rows() -> Iterator[tuple[int, Any, int]]:
+        for row in reader:
+            if row:  # a blank line is no row
+                yield reader.line_num, row, sum(len(v) + 1 for v in row)
+
+    return balance_row_parser(header, source), rows()
 
 
 def _ingest_items(
     platform: Platform,
-    items: Iterator[tuple[int, Any, str | None, int]],
+    items: Iterator[tuple[int, Any, int]],
     size: int,
     strict: bool,
     progress: Any,
-    lines: bool = False,
+    parse: Parse | None = None,
 ) -> dict[str, int]:
-    """Stores `items`; with `lines` each item is a line of JSON text."""
+    """Stores `items`; `parse` turns each into an envelope (in the validation worker)."""
     totals = {"stored": 0, "duplicate": 0, "rejected": 0}
     batch: list[Any] = []
     line_numbers: list[int] = []
@@ -298,13 +302,10 @@ def _ingest_items(
     with Preparer(
         platform.settings.national_id_key,
         platform.settings.validation_workers,
-        lines=lines,
+        parse=parse,
     ) as preparer:
-        for number, event, problem, read in items:
+        for number, event, read in items:
             pending_bytes += read
-            if problem is not None:
-                _reject_line(number, problem, totals, strict)
-                continue
             if event is None:
                 continue
             batch.append(event)

@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 from api.cli import cli
 from api.settings import Settings
-from api.store.prepare import Invalid, Pending, Prepared, Preparer, prepare
+from api.store.prepare import (
+    Invalid,
+    Pending,
+    Prepared,
+    Preparer,
+    parse_json_line,
+    prepare,
+)
 from tests.factories import account_opened, envelope, registered
 
 
@@ -113,5 +120,44 @@ def test_a_batch_posted_as_json_text_is_not_parsed_again() -> None:
     text = orjson.dumps(registered()).decode()
     (result,) = Preparer(b"k", workers=0).here([text])
     assert isinstance(result, Invalid) and result.parsed
-    (line,) = Preparer(b"k", workers=0, lines=True).here([text])
+    (line,) = Preparer(b"k", workers=0, parse=parse_json_line).here([text])
     assert isinstance(line, Prepared)
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_balance_rows_are_parsed_and_reported_alike_in_a_worker(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """The CSV rows go to the worker as read; bad rows keep their line numbers."""
+    customer = registered(name="钱芳")
+    opened = [account_opened(customer["data"]["customer_id"]) for _ in range(3)]
+    setup = tmp_path / "setup.jsonl"
+    setup.write_text("\n".join(orjson.dumps(x).decode() for x in [customer, *opened]))
+    accounts = [o["data"]["account_id"] for o in opened]
+    rows = [f"{a},{n}.25,2026-0{n + 1}-28" for n, a in enumerate(accounts)]
+    rows += [
+        f"{accounts[0]},12.345,2026-05-31",  # line 5: three decimals
+        "",  # a blank line is no row
+        f"{accounts[1]},7.00",  # line 7: no date
+        "not-a-uuid,1.00,2026-05-31",  # line 8
+        f"{uuid.uuid4()},1.00,2026-05-31",  # line 9: no such account
+        f'{accounts[2]},"1,000.00",2026-05-31',  # line 10: quoted, still no decimal
+        f"{accounts[2]},1000.00,2026-06-30",
+    ]
+    path = tmp_path / "balances.csv"
+    path.write_text("account_id,balance,as_of\n" + "\n".join(rows) + "\n")
+    monkeypatch.setenv("CRM_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CRM_SECRET_KEY", "worker-test-key")
+    monkeypatch.setenv("CRM_INGEST_WORKERS", workers)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(setup)]).exit_code == 0
+    result = runner.invoke(cli, ["ingest", str(path), "--batch-size", "2"])
+    assert result.exit_code == 1, result.output
+    assert "stored 4, duplicates 0, rejected 5" in result.output
+    assert "line 5: balance must have at most 2 decimals" in result.output
+    assert "line 7: as_of is missing" in result.output
+    assert "line 8: account_id is not a UUID" in result.output
+    assert "line 9: data.account_id" in result.output
+    assert "line 10: balance is not a decimal number" in result.output
+    again = runner.invoke(cli, ["ingest", str(path), "--batch-size", "2"])
+    assert "stored 0, duplicates 4, rejected 5" in again.output

@@ -48,12 +48,12 @@ class Cursor:
 
     def fetchone(self) -> dict[str, Any] | None:
         row = self.raw.fetchone()
-        return dict(row) if row is not None and self.sqlite else row  # type: ignore[no-any-return]
+        return dict(row) if row is not None and self.sqlite else row
 
     def fetchall(self) -> list[dict[str, Any]]:
         rows = self.raw.fetchall()
         # PostgreSQL rows are dicts already (dict_row); sqlite3.Row needs copying.
-        return [dict(row) for row in rows] if self.sqlite else rows  # type: ignore[no-any-return]
+        return [dict(row) for row in rows] if self.sqlite else rows
 
     def tuples(self) -> list[Any]:
         """The rows as tuples (cheaper than dicts for large results read by position)."""

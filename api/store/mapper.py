@@ -55,8 +55,8 @@ class FactMapper(Mapper[UUID]):
             topic=topic,
             state=orjson.dumps(
                 state,
-                default=self.transcoder._encode_obj,
-                option=PASSTHROUGH,  # type: ignore[attr-defined]
+                default=self.transcoder._encode_obj,  # type: ignore[attr-defined]
+                option=PASSTHROUGH,
             ),
         )
 

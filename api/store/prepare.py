@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -74,18 +75,41 @@ def prepare_batch(
     return [prepare(raw, national_id_key) for raw in raw_events]
 
 
-def prepare_lines(lines: list[str], national_id_key: bytes) -> list[Prepared | Invalid]:
-    """`prepare_batch` of JSON Lines text, each line parsed here."""
+class Unreadable(ValueError):
+    """An item of a file that never became an envelope; the message says why."""
+
+
+Parse = Callable[[Any], Any]
+"""Turns one item of a file (a line, a CSV row) into an envelope, or raises Unreadable."""
+
+
+def parse_json_line(line: str) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        raise Unreadable(f"not valid JSON ({error})") from None
+
+
+def prepare_items(
+    items: list[Any], national_id_key: bytes, parse: Parse | None
+) -> list[Prepared | Invalid]:
+    """`prepare_batch` of a file's items, each parsed here by `parse` (None: as they are)."""
+    if parse is None:
+        return prepare_batch(items, national_id_key)
     prepared: list[Prepared | Invalid] = []
-    for line in lines:
+    for item in items:
         try:
-            raw = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
-            problem = (("", f"not valid JSON ({error})"),)
-            prepared.append(Invalid(None, problem, parsed=False))
+            raw = parse(item)
+        except Unreadable as error:
+            prepared.append(Invalid(None, (("", str(error)),), parsed=False))
             continue
         prepared.append(prepare(raw, national_id_key))
     return prepared
+
+
+def prepare_lines(lines: list[str], national_id_key: bytes) -> list[Prepared | Invalid]:
+    """`prepare_batch` of JSON Lines text, each line parsed here."""
+    return prepare_items(lines, national_id_key, parse_json_line)
 
 
 def content_hash(event_type: str, fields: dict[str, Any]) -> bytes:
@@ -106,8 +130,10 @@ def _init_worker(national_id_key: bytes) -> None:
     _worker_key = national_id_key
 
 
-def _prepare_in_worker(raw_events: list[Any], lines: bool) -> list[Prepared | Invalid]:
-    return (prepare_lines if lines else prepare_batch)(raw_events, _worker_key)
+def _prepare_in_worker(
+    raw_events: list[Any], parse: Parse | None
+) -> list[Prepared | Invalid]:
+    return prepare_items(raw_events, _worker_key, parse)
 
 
 class Preparer:
@@ -116,16 +142,17 @@ class Preparer:
     Validation is CPU-bound Python; in its own process it runs on another core
     while the writer decides and saves the batch before. Results come back in
     submission order. The pool starts with the second batch, so a small file
-    never pays for starting a process. With `lines`, batches are JSON Lines
-    text, parsed where they are validated.
+    never pays for starting a process. With `parse`, batches are a file's
+    items (lines of JSON, CSV rows), parsed where they are validated: the
+    writer only reads the file.
     """
 
     def __init__(
-        self, national_id_key: bytes, workers: int, *, lines: bool = False
+        self, national_id_key: bytes, workers: int, *, parse: Parse | None = None
     ) -> None:
         self.national_id_key = national_id_key
         self.workers = workers
-        self.lines = lines
+        self.parse = parse
         self._pool: ProcessPoolExecutor | None = None
         self._submitted = 0
 
@@ -141,14 +168,13 @@ class Preparer:
                 )
             return Pending(
                 raw_events,
-                self._pool.submit(_prepare_in_worker, raw_events, self.lines),
+                self._pool.submit(_prepare_in_worker, raw_events, self.parse),
                 self,
             )
         return Pending(raw_events, None, self)
 
     def here(self, raw_events: list[Any]) -> list[Prepared | Invalid]:
-        prepare_all = prepare_lines if self.lines else prepare_batch
-        return prepare_all(raw_events, self.national_id_key)
+        return prepare_items(raw_events, self.national_id_key, self.parse)
 
     def close(self) -> None:
         if self._pool is not None:
