@@ -196,7 +196,7 @@ def free_port() -> int:
 
 def _tree_rss(process: psutil.Process) -> int:
     """RSS of `crm serve` with its children (web workers, projection worker)."""
-    total = process.memory_info().rss
+    total: int = process.memory_info().rss
     for child in process.children(recursive=True):
         with suppress(psutil.Error):
             total += child.memory_info().rss

@@ -17,9 +17,18 @@ from bench.common import ROOT, migrate, pg_create, pg_drop, run_measured
 from bench.workloads_store import ingest_file, rebuild
 
 
+def rebuild_jobs(events: int) -> int:
+    """The processes `crm rebuild` uses by default for a log of `events`."""
+    from api.parallel_rebuild import PARALLEL_FROM_EVENTS
+
+    return (os.cpu_count() or 1) if events >= PARALLEL_FROM_EVENTS else 1
+
+
 def rebuild_rss(
-    admin_url: str, workdir: Path, households: int, seed: int
+    admin_url: str, workdir: Path, households: int, seed: int, jobs: int
 ) -> dict[str, Any]:
+    """Rebuild's peak RSS (the whole process tree) on a smaller log, in `jobs`
+    processes: as many as the large log's rebuild used, so the two compare."""
     name = f"crm_bench_mem_{os.getpid()}"
     url = pg_create(admin_url, name)
     try:
@@ -27,7 +36,7 @@ def rebuild_rss(
         path = workdir / f"demo-{households}.jsonl"
         log = data.write_demo_jsonl(path, households, seed)
         ingest_file(url, path, log.events)
-        result = rebuild(url, log.events)
+        result = rebuild(url, log.events, jobs)
         return {
             "events": log.events,
             "peak_rss_mb": result["peak_rss_mb"],

@@ -258,7 +258,11 @@ class Bench:
     def memory(self) -> None:
         large = self.runs.get("rebuild", {}).get("postgresql", [])
         small = memory.rebuild_rss(
-            self.admin, self.work, self.size["mem_households"], seed=7
+            self.admin,
+            self.work,
+            self.size["mem_households"],
+            seed=7,
+            jobs=memory.rebuild_jobs(self.demo.events),
         )
         a_small = memory.audit_rss(self.admin, self.size["audit_small"])
         a_large = memory.audit_rss(self.admin, self.size["audit_large"])
