@@ -283,3 +283,38 @@ def test_the_writer_caches_what_it_will_load_again_but_not_contacts(
     cache = platform.ingestor.cache
     assert isinstance(cache.get(UUID(cid)), Customer)
     assert cache.get(UUID(contact_id)) is None
+
+
+def test_a_failed_save_stores_nothing_and_later_saves_chain_on_after_its_gap(
+    platform: Platform,
+) -> None:
+    """A save that loses a race (here: a version already taken) is rolled back
+    whole. On PostgreSQL it took its notification ids from the sequence under
+    the table lock and leaves them unused: later saves follow the gap, the
+    views read past it and the chain still verifies."""
+    from eventsourcing.persistence import IntegrityError
+
+    from api.audit.verify import verify_log
+
+    customer = registered()
+    platform.ingestor.ingest([customer], atomic=True)
+    first = platform.app.recorder.select_notifications(1, 10)[0]
+    clash = StoredEvent(first.originator_id, 1, first.topic, first.state)
+    fresh = StoredEvent(UUID(new_id()), 1, first.topic, first.state)
+    log = {
+        (clash.originator_id, 1): (new_id(), b"c" * 32),
+        (fresh.originator_id, 1): (new_id(), b"f" * 32),
+    }
+    with pytest.raises(IntegrityError):
+        platform.app.recorder.insert_events([fresh, clash], event_log=log)
+    assert positions(platform) == 1  # neither event of the failed save is stored
+    report = platform.ingestor.ingest(
+        [account_opened(customer["data"]["customer_id"]), registered()], atomic=True
+    )
+    stored = [o.position for o in report.outcomes]
+    assert stored[1] == stored[0] + 1
+    assert stored[0] == (4 if platform.settings.is_postgres else 2)  # after the gap
+    notifications = platform.app.recorder.select_notifications(1, 10)
+    assert [n.id for n in notifications] == [1, *stored]
+    assert verify_log(platform.db).ok
+    assert platform.runner.catch_up() == 3
