@@ -18,14 +18,16 @@ PEOPLE_IN = (
     f"SELECT {PERSON_COLUMNS} FROM household_people WHERE customer_id IN {{ids}}"
 )
 
-# The people and everyone else in their households, in one read (UNION ALL, not
-# OR, so that both halves can use an index).
+# The people and everyone in their households, in one read (UNION ALL, not OR,
+# so that both halves can use an index). The people come back twice; the store
+# keeps the first. Leaving them out in SQL (`AND NOT customer_id IN ...`) made
+# PostgreSQL compare every housemate with every id of the page (`<> ALL` over
+# an array it cannot hash): 55 of 66 ms for 1,500 people at 1,000,000 events.
 PEOPLE_AND_HOUSEMATES = (
     f"SELECT {PERSON_COLUMNS} FROM household_people WHERE customer_id IN {{ids}} "
     f"UNION ALL SELECT {PERSON_COLUMNS} FROM household_people WHERE household_id IN "
     "(SELECT household_id FROM household_people "
-    "WHERE customer_id IN {ids} AND household_id IS NOT NULL) "
-    "AND NOT customer_id IN {ids}"
+    "WHERE customer_id IN {ids} AND household_id IS NOT NULL)"
 )
 
 # Everyone (live or merged away) by one of the columns people are looked up by.

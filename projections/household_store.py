@@ -114,7 +114,7 @@ class HouseholdStore:
         missing = {c for c in customer_ids if c not in self._people}
         if not missing:
             return
-        rows = rows_in(self.cur, sql.PEOPLE_AND_HOUSEMATES, missing, repeat=3)
+        rows = rows_in(self.cur, sql.PEOPLE_AND_HOUSEMATES, missing, repeat=2)
         for row in rows:
             self._know(row)
             if row["customer_id"] in missing and row["household_id"] is not None:
