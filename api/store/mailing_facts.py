@@ -30,9 +30,9 @@ from domain.events import TYPE_BY_TOPIC, FirstFact
 SOURCE = "crm-platform:mailing-planner"
 
 # Bytes of stored state per save. Fewer, larger saves mean fewer table locks and
-# commits, but psycopg's pipeline (which the recorder uses) can hang on an
-# insert larger than the socket takes at once (a few MB); this is what the
-# planner's 2,000-piece saves always sent.
+# commits; smaller ones keep other writers waiting on the lock for less time.
+# This is what the planner's 2,000-piece saves always sent (the recorder's
+# earlier pipelined insert could hang on a few MB; its COPY has no such limit).
 SAVE_BYTES = 2 * 1024 * 1024
 
 AHEAD = 3  # batches built but not yet saved, at most (each up to SAVE_BYTES)
