@@ -318,3 +318,47 @@ def test_a_failed_save_stores_nothing_and_later_saves_chain_on_after_its_gap(
     assert [n.id for n in notifications] == [1, *stored]
     assert verify_log(platform.db).ok
     assert platform.runner.catch_up() == 3
+
+
+def _deceased(customer_id: str) -> dict[str, Any]:
+    return envelope(
+        "CustomerDeceased", {"customer_id": customer_id, "date_of_death": "2026-05-01"}
+    )
+
+
+def test_a_sole_writer_trusts_its_cache_and_another_writer_ends_that(
+    settings: Settings,
+) -> None:
+    """While one process writes alone, its cached aggregates are the latest
+    without checking each one's version. Once another process has written,
+    each is checked again: here a customer cached as living, recorded as
+    deceased by the other writer, must not get an account (a rule on another
+    aggregate, so no version clash would catch it at save)."""
+    first, second = build_platform(settings), build_platform(settings)
+    try:
+        customer = registered(name="冯静")
+        cid = customer["data"]["customer_id"]
+        first.ingestor.ingest([customer], atomic=True)
+        assert (
+            first.ingestor.ingest([account_opened(cid)], atomic=True).outcomes[0].status
+            == "stored"
+        )
+        cache = first.ingestor.cache
+        assert cache.current_at(positions(first))  # nobody else has written
+        assert second.ingestor.ingest([_deceased(cid)], atomic=True).count("stored")
+        late = first.ingestor.ingest([account_opened(cid)], atomic=False).outcomes[0]
+        assert late.status == "rejected", late
+        assert late.error is not None and late.error.code == "customer_deceased"
+        assert not cache.current_at(positions(first))  # and not trusted again
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_failed_save_ends_the_sole_writers_trust(platform: Platform) -> None:
+    customer = registered()
+    platform.ingestor.ingest([customer], atomic=True)
+    cache = platform.ingestor.cache
+    assert cache.current_at(positions(platform))
+    cache.saw_failed_save()
+    assert not cache.current_at(positions(platform))

@@ -316,9 +316,14 @@ def save_accepted(
         for e in a.pending_events
     }
     order = {str(c.event.event_id): i for i, c in enumerate(accepted)}
-    recordings = app.save_aggregates(aggregates, order, event_log=event_log)
-    cache.put_saved(aggregates)
-    return {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
+    try:
+        recordings = app.save_aggregates(aggregates, order, event_log=event_log)
+    except Exception:
+        cache.saw_failed_save()
+        raise
+    positions = {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
+    cache.put_saved(aggregates, positions.values())
+    return positions
 
 
 def rejected_by_rule(candidate: _Candidate, error: DomainError) -> BatchRejected:
