@@ -64,3 +64,18 @@ def account_opened(
             "branch_code": "BJ001",
         },
     )
+
+
+def campaign_launched(
+    campaign_id: str | None = None, name: str = "春节理财推广"
+) -> dict[str, Any]:
+    """A mail marketing campaign."""
+    return envelope(
+        "CampaignLaunched",
+        {
+            "campaign_id": campaign_id or new_id(),
+            "name": name,
+            "channel": "mail",
+            "purpose": "marketing",
+        },
+    )

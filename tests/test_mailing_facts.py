@@ -30,7 +30,7 @@ from projections.mailing_decisions import campaign_report, get_decision
 from projections.records import decode
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
-from tests.factories import envelope, new_id, registered
+from tests.factories import campaign_launched, envelope, new_id, registered
 
 HOME = "北京市朝阳区建国路88号3号楼2单元501室"
 OTHER = "上海市浦东新区世纪大道100号15楼1502室"
@@ -158,13 +158,7 @@ def test_plans_saved_in_many_inserts_decode_project_and_verify(
     lines = [HOME, HOME, HOME, OTHER, OTHER, f"{OTHER}附1", f"{OTHER}附2"]
     events = [registered(c, line=line) for c, line in zip(people, lines, strict=True)]
     campaign_id = new_id()
-    launched = {
-        "campaign_id": campaign_id,
-        "name": "春节理财推广",
-        "channel": "mail",
-        "purpose": "marketing",
-    }
-    events.append(envelope("CampaignLaunched", launched))
+    events.append(campaign_launched(campaign_id))
     assert platform.ingestor.ingest(events, atomic=True).count("stored") == len(events)
     head = platform.app.recorder.max_notification_id() or 0
     unknown = new_id()
@@ -303,13 +297,7 @@ def test_a_large_answer_is_kept_compressed_and_given_again(postgres_url: str) ->
         people = [new_id() for _ in range(40)]
         events = [registered(c, line=f"{OTHER}{i}号") for i, c in enumerate(people)]
         campaign_id = new_id()
-        launched = {
-            "campaign_id": campaign_id,
-            "name": "春节理财推广",
-            "channel": "mail",
-            "purpose": "marketing",
-        }
-        events.append(envelope("CampaignLaunched", launched))
+        events.append(campaign_launched(campaign_id))
         assert platform.ingestor.ingest(events, atomic=True).count("stored") == 41
         planner = MailingPlanner(platform)
         request_id = str(uuid.uuid4())
