@@ -107,11 +107,6 @@ def prepare_items(
     return prepared
 
 
-def prepare_lines(lines: list[str], national_id_key: bytes) -> list[Prepared | Invalid]:
-    """`prepare_batch` of JSON Lines text, each line parsed here."""
-    return prepare_items(lines, national_id_key, parse_json_line)
-
-
 def content_hash(event_type: str, fields: dict[str, Any]) -> bytes:
     """The hash of what the event says, without its id (stable across retries)."""
     hashed = dict(fields, type=event_type)

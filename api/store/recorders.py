@@ -30,19 +30,19 @@ EventLog = dict[tuple[Any, int], tuple[str, bytes]]
 SELECT_HEAD = "SELECT chain_hash FROM crm_event_log ORDER BY position DESC LIMIT 1"
 
 
-def _index_columns(
+def _index_rows(
     previous: bytes,
     stored_events: Sequence[StoredEvent],
     positions: Sequence[int],
     event_log: EventLog | None,
-) -> tuple[list[Any], list[Any], list[bytes], list[bytes]]:
-    """The index rows for `stored_events`, column by column (position, event_id,
-    content_hash, chain_hash), each link chained onto `previous`."""
+) -> list[tuple[int, str, bytes, bytes]]:
+    """The index rows for `stored_events` (position, event_id, content_hash,
+    chain_hash), each link chained onto `previous`."""
     if event_log is None:
         raise ProgrammingError(
             "every save must pass event_log (see api.store.recorders)"
         )
-    event_ids, content_hashes, chain_hashes = [], [], []
+    rows = []
     for stored, position in zip(stored_events, positions, strict=True):
         event_id, content_hash = event_log[
             (stored.originator_id, stored.originator_version)
@@ -55,10 +55,8 @@ def _index_columns(
             stored.topic,
             stored.state,
         )
-        event_ids.append(event_id)
-        content_hashes.append(content_hash)
-        chain_hashes.append(previous)
-    return list(positions), event_ids, content_hashes, chain_hashes
+        rows.append((position, event_id, content_hash, previous))
+    return rows
 
 
 class PostgresCrmRecorder(PostgresApplicationRecorder):
@@ -122,14 +120,12 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
                             position,
                         )
                     )
-            columns = _index_columns(
+            rows = _index_rows(
                 previous, stored_events, positions, kwargs.get("event_log")
             )
             with curs.copy(COPY_LOG) as copy:
                 copy.set_types(LOG_COLUMN_TYPES)
-                for position, event_id, content_hash, chain_hash in zip(
-                    *columns, strict=True
-                ):
+                for position, event_id, content_hash, chain_hash in rows:
                     copy.write_row((position, UUID(event_id), content_hash, chain_hash))
         return list(positions)
 
@@ -151,10 +147,7 @@ class SQLiteCrmRecorder(SQLiteApplicationRecorder):
         c.execute(SELECT_HEAD)
         head = c.fetchone()
         previous = bytes(head[0]) if head else GENESIS
-        columns = _index_columns(
-            previous, stored_events, positions, kwargs.get("event_log")
-        )
-        rows = list(zip(*columns, strict=True))
+        rows = _index_rows(previous, stored_events, positions, kwargs.get("event_log"))
         c.executemany(
             "INSERT INTO crm_event_log (position, event_id, content_hash, chain_hash) VALUES (?, ?, ?, ?)",
             rows,
