@@ -342,7 +342,9 @@ def _flush(
     results, lines = _report_unparsed(prepared.result(), lines, totals, strict)
     if strict:
         try:
-            report = platform.ingestor.ingest_prepared(results, atomic=True)
+            report = platform.ingestor.ingest_prepared(
+                results, atomic=True, optimistic=True
+            )
         except BatchRejected as error:
             for problem in error.problems:
                 typer.echo(
@@ -351,7 +353,9 @@ def _flush(
                 )
             fail("stopped (--strict): nothing from this batch was stored")
     else:
-        report = platform.ingestor.ingest_prepared(results, atomic=False)
+        report = platform.ingestor.ingest_prepared(
+            results, atomic=False, optimistic=True
+        )
     _add(totals, report, lines)
 
 

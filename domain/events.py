@@ -15,6 +15,7 @@ from eventsourcing.utils import register_topic
 TOPIC_PREFIX = "crm."
 TYPE_BY_TOPIC: dict[str, str] = {}
 """Stored topic -> catalogue type name (e.g. "crm.CustomerMoved" -> "CustomerMoved")."""
+CLASS_BY_TOPIC: dict[str, type[Any]] = {}
 
 
 def _register(cls: type[Any]) -> None:
@@ -23,6 +24,7 @@ def _register(cls: type[Any]) -> None:
         return
     register_topic(topic, cls)
     TYPE_BY_TOPIC[topic] = topic.removeprefix(TOPIC_PREFIX)
+    CLASS_BY_TOPIC[topic] = cls
 
 
 class Fact(AggregateEvent):
@@ -53,6 +55,23 @@ class FirstFact(AggregateCreated):
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         _register(cls)
+
+
+def changes_state(fact: type[Fact]) -> bool:
+    """False for a fact whose `apply` is the library's no-op (a balance, a fee, a
+    statement): recording it moves only its aggregate's version, so the store may
+    record it without building the library's event object (api.store.pending)."""
+    return fact.apply is not Fact.apply
+
+
+def version_only_topics() -> list[str]:
+    """The stored topics of facts that change no state: replaying an aggregate
+    may skip them, all but its last (which sets the version and time)."""
+    return sorted(
+        topic
+        for topic, cls in CLASS_BY_TOPIC.items()
+        if issubclass(cls, Fact) and not changes_state(cls)
+    )
 
 
 def event_type(fact: Fact | FirstFact) -> str:

@@ -31,11 +31,23 @@ def entity_id(raw_id: str) -> UUID:
 
 
 class AggregateSource(Protocol):
-    """Where handlers find aggregates and put new ones (a unit of work)."""
+    """Where handlers find aggregates, put new ones and record facts (a unit of work)."""
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None: ...
 
     def add(self, aggregate: Aggregate) -> None: ...
+
+    def record(
+        self, aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]
+    ) -> None:
+        """Records `fact` on `aggregate`; `fields` as `fact_fields` makes them, and
+        the timestamp when the decider fixes one (see `trigger`)."""
+        ...
+
+
+def trigger(aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]) -> None:
+    """The plain way to record a fact: the library's `trigger_event`."""
+    aggregate.trigger_event(fact, **fields)
 
 
 def stored_data(event: ValidEvent, national_id_key: bytes) -> dict[str, Any]:
@@ -131,7 +143,7 @@ class Decider:
     def _trigger(
         self, aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]
     ) -> None:
-        aggregate.trigger_event(fact, **fields, **self.stamp)
+        self.source.record(aggregate, fact, {**fields, **self.stamp})
 
     # customers -----------------------------------------------------------
 

@@ -56,6 +56,18 @@ def test_rows_become_balance_reported_envelopes() -> None:
     )
 
 
+def test_balance_event_ids_are_fixed_forever() -> None:
+    """Stored ids: a file fed again must find them, in any later release."""
+    assert (
+        balance_event_id("5b1c2a3e-9f8d-4c7b-a6e5-d4c3b2a1f0e9", "2025-03-31")
+        == "09f53ef0-42a3-5556-8437-1e908f60a3f7"
+    )
+    assert (
+        balance_event_id("00000000-0000-4000-8000-000000000000", "2024-02-29")
+        == "7ee69c04-4d47-58ce-838c-0362da51c39e"
+    )
+
+
 @pytest.mark.parametrize(
     ("row", "problem"),
     [

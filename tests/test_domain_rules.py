@@ -10,8 +10,8 @@ from eventsourcing.domain import Aggregate
 
 from domain.catalogue import parse_envelope
 from domain.errors import DomainError
-from domain.events import event_type
-from domain.handling import Decider
+from domain.events import Fact, event_type
+from domain.handling import Decider, trigger
 from tests.factories import account_opened, envelope, new_id, registered
 
 
@@ -26,6 +26,11 @@ class MemorySource:
 
     def add(self, aggregate: Aggregate) -> None:
         self.aggregates[aggregate.id] = aggregate
+
+    def record(
+        self, aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]
+    ) -> None:
+        trigger(aggregate, fact, fields)
 
 
 def given(*envelopes: dict[str, Any]) -> Decider:

@@ -53,6 +53,7 @@ class OverlayUnitOfWork(UnitOfWork):
 
     def merge_into_base(self) -> None:
         self.base.loaded.update(self.loaded)
+        self.base.pending += self.pending
 
 
 @dataclass
@@ -241,9 +242,7 @@ class GroupCommitter:
     def _save(self, base: UnitOfWork, survivors: list[_Request]) -> None:
         accepted = [c for r in survivors for c in r.accepted]
         positions = (
-            save_accepted(
-                self.ingestor.app, base.changed(), accepted, self.ingestor.cache
-            )
+            save_accepted(self.ingestor.app, base, accepted, self.ingestor.cache)
             if accepted
             else {}
         )

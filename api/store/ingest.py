@@ -16,12 +16,13 @@ from eventsourcing.persistence import IntegrityError
 
 from api.store.application import CrmApplication
 from api.store.database import Database
+from api.store.pending import PendingFact, pending_fact
 from api.store.prepare import Invalid, Prepared, prepare_batch
 from api.store.streams import AggregateCache, load_aggregates
 from domain.catalogue import FieldProblem
 from domain.errors import Conflict, DomainError, RuleViolated
 from domain.events import Fact
-from domain.handling import Decider, entity_id
+from domain.handling import Decider, entity_id, trigger
 from domain.outreach import Contact
 
 log = structlog.get_logger("crm.ingest")
@@ -99,7 +100,8 @@ class _Candidate:
 
 
 class UnitOfWork:
-    """Aggregates touched by one batch, loaded once from the repository."""
+    """Aggregates touched by one batch, loaded once from the repository, and the
+    facts recorded on them."""
 
     def __init__(
         self, app: CrmApplication, cache: AggregateCache | None = None
@@ -107,6 +109,7 @@ class UnitOfWork:
         self.app = app
         self.cache = cache
         self.loaded: dict[UUID, Aggregate | None] = {}
+        self.pending: list[PendingFact] = []
 
     def find(self, cls: type[Any], aggregate_id: UUID) -> Any:
         if aggregate_id not in self.loaded:
@@ -125,6 +128,15 @@ class UnitOfWork:
     def add(self, aggregate: Aggregate) -> None:
         self.loaded[aggregate.id] = aggregate
 
+    def record(
+        self, aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]
+    ) -> None:
+        pending = pending_fact(aggregate, fact, fields)
+        if pending is None:
+            trigger(aggregate, fact, fields)
+        else:
+            self.pending.append(pending)
+
     def preload(self, db: Database, candidates: list[_Candidate]) -> None:
         """Loads, in one query, every aggregate the candidates name."""
         ids = {
@@ -135,7 +147,13 @@ class UnitOfWork:
             self.loaded[aggregate_id] = found.get(aggregate_id)
 
     def changed(self) -> list[Aggregate]:
-        return [a for a in self.loaded.values() if a is not None and a.pending_events]
+        """The aggregates with facts to save (pending ones included)."""
+        touched = {p.originator_id for p in self.pending}
+        return [
+            a
+            for a in self.loaded.values()
+            if a is not None and (a.pending_events or a.id in touched)
+        ]
 
 
 def _referenced_ids(data: dict[str, Any]) -> list[UUID]:
@@ -161,6 +179,7 @@ class Ingestor:
         # A contact takes no fact after the one that logs it, and contacts are
         # the most numerous aggregates: keeping them would only cost memory.
         self.cache = AggregateCache(cache_size, uncached=(Contact,))
+        self.repeats_seen = False
 
     def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
         """Stores what is new; in an atomic batch any problem rejects all of it."""
@@ -169,20 +188,33 @@ class Ingestor:
         )
 
     def ingest_prepared(
-        self, prepared: list[Prepared | Invalid], *, atomic: bool
+        self,
+        prepared: list[Prepared | Invalid],
+        *,
+        atomic: bool,
+        optimistic: bool = False,
     ) -> Report:
-        """`ingest` of events validated beforehand (possibly in another process)."""
+        """`ingest` of events validated beforehand (possibly in another process).
+
+        `optimistic` (bulk files, where repeats are rare): until this ingestor
+        meets a repeated event, the log is not asked which event ids it holds
+        before a save; its unique event_id index refuses a repeat, and the save
+        is done again after looking (so a repeat still reports as a duplicate).
+        """
         report = Report(
             [Outcome(i, p.posted_id, "pending") for i, p in enumerate(prepared)]
         )
         candidates = self.screen(prepared, report, atomic)
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
-            fresh = self._drop_known(candidates, report, atomic)
+            look = not optimistic or self.repeats_seen or attempt > 1
+            fresh = self._drop_known(candidates, report, atomic, look)
             try:
                 self._decide_and_save(fresh, report, atomic)
                 break
             except IntegrityError:
-                # Another writer stored one of these events or aggregates first: look again.
+                # Another writer stored one of these events or aggregates first,
+                # or (optimistic) the log holds one already: look again.
+                self.repeats_seen = self.repeats_seen or optimistic
                 if attempt == MAX_SAVE_ATTEMPTS:
                     raise
                 log.info("ingest.retry", attempt=attempt)
@@ -230,10 +262,12 @@ class Ingestor:
         return candidates
 
     def _drop_known(
-        self, candidates: list[_Candidate], report: Report, atomic: bool
+        self, candidates: list[_Candidate], report: Report, atomic: bool, look: bool
     ) -> list[_Candidate]:
-        """Marks duplicates (same id, same content) and conflicts (same id, other content)."""
-        known = self.stored_hashes([str(c.event.event_id) for c in candidates])
+        """Marks duplicates (same id, same content) and conflicts (same id, other
+        content); `look`: asks the log (otherwise only the batch itself is seen)."""
+        event_ids = [str(c.event.event_id) for c in candidates]
+        known = self.stored_hashes(event_ids) if look else {}
         seen: dict[str, _Candidate] = {}
         fresh = [c for c in candidates if classify(c, report, known, seen)]
         conflicts = conflicts_of(report)
@@ -270,6 +304,7 @@ class Ingestor:
             return False
         outcome = report.outcomes[candidate.index]
         outcome.status, outcome.position = "duplicate", known[1]
+        self.repeats_seen = True
         return True
 
     def _decide_and_save(
@@ -295,7 +330,7 @@ class Ingestor:
             accepted.append(candidate)
         if not accepted:
             return
-        positions = save_accepted(self.app, uow.changed(), accepted, self.cache)
+        positions = save_accepted(self.app, uow, accepted, self.cache)
         for candidate in accepted:
             outcome = report.outcomes[candidate.index]
             outcome.status = "stored"
@@ -304,24 +339,30 @@ class Ingestor:
 
 def save_accepted(
     app: CrmApplication,
-    aggregates: list[Aggregate],
+    uow: UnitOfWork,
     accepted: list[_Candidate],
     cache: AggregateCache,
 ) -> dict[str, int]:
-    """One save (one transaction) of every pending fact; returns event_id -> position."""
+    """One save (one transaction) of every fact of `uow`; returns event_id -> position."""
     hashes = {str(c.event.event_id): c.content_hash for c in accepted}
+    aggregates = uow.changed()
     event_log = {
         (e.originator_id, e.originator_version): (e.event_id, hashes[e.event_id])  # type: ignore[attr-defined]
         for a in aggregates
         for e in a.pending_events
     }
+    event_log.update(
+        ((p.originator_id, p.originator_version), (p.event_id, hashes[p.event_id]))
+        for p in uow.pending
+    )
     order = {str(c.event.event_id): i for i, c in enumerate(accepted)}
     try:
-        recordings = app.save_aggregates(aggregates, order, event_log=event_log)
+        positions = app.save_aggregates(
+            aggregates, uow.pending, order, event_log=event_log
+        )
     except Exception:
         cache.saw_failed_save()
         raise
-    positions = {r.domain_event.event_id: r.notification.id for r in recordings}  # type: ignore[attr-defined]
     cache.put_saved(aggregates, positions.values())
     return positions
 

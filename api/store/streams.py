@@ -27,10 +27,16 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
+import domain.handling  # noqa: F401  (registers every fact, for VERSION_ONLY)
 from api.store.application import CrmApplication
 from api.store.database import Cursor, Database
+from domain.events import version_only_topics
 
 CHUNK = 1000
+VERSION_ONLY = version_only_topics()
+"""Facts that change no state: an aggregate is replayed without them, but for
+its last fact, which sets its version and time. An account's state is its
+opening and closing, not its years of balances."""
 
 
 def clone(aggregate: Aggregate) -> Aggregate:
@@ -163,6 +169,9 @@ def _replay(app: CrmApplication, rows: list[dict[str, Any]]) -> dict[UUID, Aggre
         stored = StoredEvent(
             oid, row["originator_version"], row["topic"], bytes(row["state"])
         )
+        if aggregate is not None:
+            # The rows between (facts that change no state) were not read.
+            aggregate.version = stored.originator_version - 1
         aggregate = app.mapper.to_domain_event(stored).mutate(aggregate)  # type: ignore[attr-defined]
     if aggregate is not None:
         found[aggregate.id] = aggregate
@@ -191,9 +200,22 @@ def _versions(cur: Cursor, db: Database, ids: list[UUID]) -> dict[UUID, int]:
 
 
 def _events(cur: Cursor, db: Database, ids: list[UUID]) -> list[dict[str, Any]]:
+    """Each aggregate's rows in order, without the facts that change no state
+    (VERSION_ONLY) but for its last row."""
     if db.backend == "postgresql":
-        sql = "SELECT originator_id, originator_version, topic, state FROM crm_events WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
-        return cur.execute(sql, (ids,)).fetchall()
+        sql = (
+            "SELECT originator_id, originator_version, topic, state FROM crm_events e "
+            "WHERE originator_id = ANY(%b) AND (topic <> ALL(%s) OR originator_version = "
+            "(SELECT max(originator_version) FROM crm_events m WHERE m.originator_id = e.originator_id)) "
+            "ORDER BY originator_id, originator_version"
+        )
+        return cur.execute(sql, (ids, VERSION_ONLY)).fetchall()
     placeholders, params = db.in_list([i.hex for i in ids])
-    sql = f"SELECT originator_id, originator_version, topic, state FROM stored_events WHERE originator_id IN {placeholders} ORDER BY originator_id, originator_version"
-    return cur.execute(sql, params).fetchall()
+    skipped, topics = db.in_list(VERSION_ONLY)
+    sql = (
+        "SELECT originator_id, originator_version, topic, state FROM stored_events e "
+        f"WHERE originator_id IN {placeholders} AND (topic NOT IN {skipped} OR originator_version = "
+        "(SELECT max(originator_version) FROM stored_events m WHERE m.originator_id = e.originator_id)) "
+        "ORDER BY originator_id, originator_version"
+    )
+    return cur.execute(sql, [*params, *topics]).fetchall()
