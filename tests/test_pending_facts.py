@@ -270,11 +270,9 @@ def test_accounts_load_through_the_state_changes_index(platform: Platform) -> No
     with platform.db.read() as cur:
         if platform.settings.is_postgres:
             cur.execute("SET LOCAL enable_seqscan = off")
-            rows = cur.execute(
-                "EXPLAIN " + LOAD_POSTGRESQL, ([UUID(aid)], [UUID(aid)])
-            ).fetchall()
+            rows = cur.execute("EXPLAIN " + LOAD_POSTGRESQL, ([UUID(aid)],)).fetchall()
         else:
             sql = "EXPLAIN QUERY PLAN " + LOAD_SQLITE.format(ids="(%s)")
-            rows = cur.execute(sql, [UUID(aid).hex] * 2).fetchall()
+            rows = cur.execute(sql, [UUID(aid).hex]).fetchall()
     plan = " ".join(str(value) for row in rows for value in row.values())
     assert "state_changes" in plan, plan

@@ -205,9 +205,9 @@ def _events(cur: Cursor, db: Database, ids: list[UUID]) -> list[dict[str, Any]]:
     """Each aggregate's rows in order: those that change its state (read through
     the partial index of migration 0007) and its last row, which may come twice."""
     if db.backend == "postgresql":
-        return cur.execute(LOAD_POSTGRESQL, (ids, ids)).fetchall()
+        return cur.execute(LOAD_POSTGRESQL, (ids,)).fetchall()
     placeholders, params = db.in_list([i.hex for i in ids])
-    return cur.execute(LOAD_SQLITE.format(ids=placeholders), params * 2).fetchall()
+    return cur.execute(LOAD_SQLITE.format(ids=placeholders), params).fetchall()
 
 
 def _topics_sql() -> str:
@@ -217,21 +217,26 @@ def _topics_sql() -> str:
 # The topic lists are written out as the migration writes them: a partial
 # index is used only for a query whose condition is (or implies) the index's.
 LOAD_POSTGRESQL = (
-    "SELECT originator_id, originator_version, topic, state FROM crm_events "
-    f"WHERE originator_id = ANY(%b) AND topic <> ALL (ARRAY[{_topics_sql()}]) "
-    "UNION ALL "
-    "SELECT l.* FROM unnest(%b::uuid[]) AS i(id) CROSS JOIN LATERAL ("
+    "WITH changes AS (SELECT originator_id, originator_version, topic, state "
+    "FROM crm_events WHERE originator_id = ANY(%b) "
+    f"AND topic <> ALL (ARRAY[{_topics_sql()}])) "
+    "SELECT * FROM changes UNION ALL "
+    "SELECT l.* FROM (SELECT DISTINCT originator_id FROM changes) AS i CROSS JOIN LATERAL ("
     "SELECT originator_id, originator_version, topic, state FROM crm_events e "
-    "WHERE e.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) l "
+    "WHERE e.originator_id = i.originator_id ORDER BY originator_version DESC LIMIT 1) l "
     "ORDER BY originator_id, originator_version"
 )
+"""An aggregate that exists has a first fact, which changes state: ids with no
+such row are absent, and cost no look for a last row."""
 LOAD_SQLITE = (
-    "SELECT originator_id, originator_version, topic, state FROM stored_events "
-    f"WHERE originator_id IN {{ids}} AND topic NOT IN ({_topics_sql()}) "
-    "UNION ALL "
+    "WITH changes AS (SELECT originator_id, originator_version, topic, state "
+    "FROM stored_events WHERE originator_id IN {ids} "
+    f"AND topic NOT IN ({_topics_sql()})) "
+    "SELECT * FROM changes UNION ALL "
     "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM stored_events e "
-    "JOIN (SELECT originator_id AS id, max(originator_version) AS version "
-    "FROM stored_events WHERE originator_id IN {ids} GROUP BY originator_id) l "
+    "JOIN (SELECT i.originator_id AS id, (SELECT max(originator_version) FROM stored_events m "
+    "WHERE m.originator_id = i.originator_id) AS version "
+    "FROM (SELECT DISTINCT originator_id FROM changes) AS i) l "
     "ON e.originator_id = l.id AND e.originator_version = l.version "
     "ORDER BY 1, 2"
 )
