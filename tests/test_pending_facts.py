@@ -276,3 +276,26 @@ def test_accounts_load_through_the_state_changes_index(platform: Platform) -> No
             rows = cur.execute(sql, [UUID(aid).hex]).fetchall()
     plan = " ".join(str(value) for row in rows for value in row.values())
     assert "state_changes" in plan, plan
+
+
+def test_loading_needs_no_statistics_and_no_jit(platform: Platform) -> None:
+    """A log loaded since its last ANALYZE has no statistics: the load must
+    still probe the index per id, and JIT (100 ms of compiling where the
+    planner overestimates) is off on the platform's connections."""
+    if not platform.settings.is_postgres:
+        pytest.skip("PostgreSQL planning")
+    _cid, aid = _account_with_history(platform, 5)
+    from api.store.streams import LOAD_POSTGRESQL
+
+    with platform.db.transaction() as cur:
+        assert cur.execute("SHOW jit").fetchone() == {"jit": "off"}
+        # No statistics, as for a log loaded since its last ANALYZE; and no
+        # table scan, which is what a table this small would rightly get.
+        cur.execute("DELETE FROM pg_statistic WHERE starelid = 'crm_events'::regclass")
+        cur.execute("SET LOCAL enable_seqscan = off")
+        ids = [UUID(aid)] + [uuid.uuid4() for _ in range(999)]
+        rows = cur.execute("EXPLAIN " + LOAD_POSTGRESQL, (ids,)).fetchall()
+        cur.execute("ROLLBACK")
+    plan = " ".join(row["QUERY PLAN"] for row in rows)
+    assert "Seq Scan on crm_events" not in plan, plan
+    assert "Index Cond: (originator_id = i.id)" in plan, plan

@@ -124,6 +124,17 @@ class IdleCheck:
         self._returned[conn] = time.monotonic()
 
 
+def _without_jit(conninfo: str) -> str:
+    """The connection's `options`, with PostgreSQL's JIT compilation off.
+
+    Every statement here is short (a batch, a page, one read), and JIT only
+    pays off on long ones. Where the planner overestimates, as it does for a
+    log loaded since its last ANALYZE, JIT compiled for about 100 ms before
+    statements that then ran in a few (docs/benchmarks.md, fifth pass)."""
+    given = psycopg.conninfo.conninfo_to_dict(conninfo).get("options") or ""
+    return f"{given} -c jit=off".strip()
+
+
 class PostgresDatabase(Database):
     backend = "postgresql"
 
@@ -135,7 +146,11 @@ class PostgresDatabase(Database):
             max_size=max_size,
             open=False,
             timeout=10,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            kwargs={
+                "row_factory": dict_row,
+                "autocommit": False,
+                "options": _without_jit(conninfo),
+            },
             check=self._idle.check,
             reconnect_timeout=0,
         )
