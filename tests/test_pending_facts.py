@@ -283,9 +283,7 @@ def test_loading_needs_no_statistics_and_no_jit(platform: Platform) -> None:
     still probe the index per id, and JIT (100 ms of compiling where the
     planner overestimates) is off on the platform's connections."""
     if not platform.settings.is_postgres:
-        pytest.skip(
-            reason="a PostgreSQL plan: SQLite has no planner statistics to lose"
-        )
+        pytest.skip(reason="a PostgreSQL plan; SQLite keeps no statistics")
     _cid, aid = _account_with_history(platform, 5)
     from api.store.streams import LOAD_POSTGRESQL
 
