@@ -37,8 +37,9 @@ class CrmApplication(Application[UUID]):
         runtime-protocol isinstance checks per object, which cost more than the
         insert in bulk, and with pending facts mapped straight to stored events
         (see api.store.pending). This application takes no snapshots and keeps
-        no repository cache, so `save`'s other steps have nothing to do. `order`: event_id -> rank; positions follow the
-        order the events were posted in, not the order of the aggregates.
+        no repository cache, so `save`'s other steps have nothing to do.
+        `order`: event_id -> rank; positions follow the order the events were
+        posted in, not the order of the aggregates.
         """
         mapper = self.mapper
         assert isinstance(mapper, FactMapper)
