@@ -43,22 +43,11 @@ class FactMapper(Mapper[UUID]):
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
-        state["timestamp"] = {
-            "_type_": "datetime_iso",
-            "_data_": self._iso(state["timestamp"]),
-        }
-        class_version = getattr(cls, "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,
             topic=topic,
-            state=orjson.dumps(
-                state,
-                default=self.transcoder._encode_obj,  # type: ignore[attr-defined]
-                option=PASSTHROUGH,
-            ),
+            state=self._encode(cls, state),
         )
 
     def pending_to_stored_event(self, pending: PendingFact) -> StoredEvent:
@@ -74,25 +63,27 @@ class FactMapper(Mapper[UUID]):
                     **pending.fields,
                 )
             )
-        state: dict[str, Any] = {
-            "timestamp": {
-                "_type_": "datetime_iso",
-                "_data_": self._iso(pending.timestamp),
-            }
-        }
-        state.update(pending.fields)
-        class_version = getattr(cls, "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
         return StoredEvent(
             originator_id=pending.originator_id,
             originator_version=pending.originator_version,
             topic=cls.TOPIC,
-            state=orjson.dumps(
-                state,
-                default=self.transcoder._encode_obj,  # type: ignore[attr-defined]
-                option=PASSTHROUGH,
-            ),
+            state=self._encode(cls, {"timestamp": pending.timestamp, **pending.fields}),
+        )
+
+    def _encode(self, cls: type[Any], state: dict[str, Any]) -> bytes:
+        """A fact's state as stored: its timestamp transcoded (in place, keeping
+        the key order), its class version if above 1, the rest as plain JSON."""
+        state["timestamp"] = {
+            "_type_": "datetime_iso",
+            "_data_": self._iso(state["timestamp"]),
+        }
+        class_version = getattr(cls, "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        return orjson.dumps(
+            state,
+            default=self.transcoder._encode_obj,  # type: ignore[attr-defined]
+            option=PASSTHROUGH,
         )
 
     def _iso(self, timestamp: datetime) -> str:

@@ -35,18 +35,12 @@ class PendingFact(NamedTuple):
         return str(self.fields["event_id"])
 
 
-_CHANGES_STATE: dict[type[Fact], bool] = {}
-
-
 def pending_fact(
     aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]
 ) -> PendingFact | None:
     """The fact as pending data, with `aggregate`'s version moved on; None (and
     the aggregate untouched) for a fact that changes state."""
-    changes = _CHANGES_STATE.get(fact)
-    if changes is None:
-        changes = _CHANGES_STATE[fact] = changes_state(fact)
-    if changes:
+    if changes_state(fact):
         return None
     if "timestamp" in fields:
         fields = dict(fields)

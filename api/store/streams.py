@@ -229,9 +229,9 @@ LOAD_POSTGRESQL = (
 """One index probe per id, whatever the planner's statistics say (OFFSET 0 keeps
 the lateral subquery from being flattened into a join): a log loaded since its
 last ANALYZE has none, and `originator_id = ANY(...)` was then planned as a
-scan of the whole table. An aggregate that exists has a first
-fact, which changes state: ids with no such row are absent, and cost no look
-for a last row."""
+scan of the whole table. An aggregate that exists has a first fact, which
+changes state: ids with no such row are absent, and cost no look for a last
+row."""
 LOAD_SQLITE = (
     "WITH changes AS (SELECT originator_id, originator_version, topic, state "
     "FROM stored_events WHERE originator_id IN {ids} "
