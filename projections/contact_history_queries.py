@@ -101,21 +101,43 @@ def _page(
     return rows, encode_cursor(rows[-1]["position"])
 
 
-def _customer_rows(
-    cur: Cursor, customer_id: str, limit: int, filters: dict[str, Any]
-) -> tuple[bool, list[dict[str, Any]]]:
-    """(whether the customer is in the customers view, up to `limit` + 1 rows)."""
+def customer_history_statement(
+    customer_id: str, sqlite: bool, limit: int, filters: dict[str, Any]
+) -> tuple[str, tuple[Any, ...]]:
+    """The one statement of a customer's page: up to `limit` + 1 rows, each saying
+    whether the customer is in the customers view (`customer_history_rows`)."""
     _check_limit(limit)
     where, params = _filters(**filters)
-    query = read_sql.CUSTOMER_HISTORY[cur.sqlite].format(filters=where)
-    inner_limit = [] if cur.sqlite else [limit + 1]
-    rows = cur.execute(
-        query, (customer_id, *params, *inner_limit, limit + 1, customer_id)
-    ).fetchall()
+    query = read_sql.CUSTOMER_HISTORY[sqlite].format(filters=where)
+    inner_limit = [] if sqlite else [limit + 1]
+    return query, (customer_id, *params, *inner_limit, limit + 1, customer_id)
+
+
+def customer_history_rows(
+    rows: list[dict[str, Any]],
+) -> tuple[bool, list[dict[str, Any]]]:
+    """(whether the customer is known, the page's rows) from the statement's answer,
+    however it was run (a `Cursor`, or `AsyncReads` on an event loop)."""
     known = bool(rows[0]["customer_known"])
     for row in rows:
         del row["customer_known"]
     return known, [row for row in rows if row["position"] is not None]
+
+
+def customer_history_page(
+    rows: list[dict[str, Any]], limit: int
+) -> tuple[list[dict[str, Any]], str | None] | None:
+    """`known_customer_history` from the statement's answer."""
+    known, page = customer_history_rows(rows)
+    return _page(page, limit) if known else None
+
+
+def _customer_rows(
+    cur: Cursor, customer_id: str, limit: int, filters: dict[str, Any]
+) -> tuple[bool, list[dict[str, Any]]]:
+    """(whether the customer is in the customers view, up to `limit` + 1 rows)."""
+    query, params = customer_history_statement(customer_id, cur.sqlite, limit, filters)
+    return customer_history_rows(cur.execute(query, params).fetchall())
 
 
 def customer_history(

@@ -54,7 +54,8 @@ class HouseholdRead:
 def household_by_id(
     cur: Cursor, household_id: str, tiers: Mapping[str, str]
 ) -> HouseholdRead:
-    found = _read(cur, HOUSEHOLD_BY_ID[cur.sqlite], household_id, tiers)
+    row = cur.execute(HOUSEHOLD_BY_ID[cur.sqlite], (household_id,)).fetchone()
+    found = household_from_row(row, cur.sqlite, tiers)
     assert found is not None  # the statement always answers for a given id
     return found
 
@@ -63,18 +64,20 @@ def household_of_customer(
     cur: Cursor, customer_id: str, tiers: Mapping[str, str]
 ) -> HouseholdRead | None:
     """The customer's current household; None when the customer is in none."""
-    return _read(cur, HOUSEHOLD_OF_CUSTOMER[cur.sqlite], customer_id, tiers)
+    row = cur.execute(HOUSEHOLD_OF_CUSTOMER[cur.sqlite], (customer_id,)).fetchone()
+    return household_from_row(row, cur.sqlite, tiers)
 
 
-def _read(
-    cur: Cursor, sql: str, key: str, tiers: Mapping[str, str]
+def household_from_row(
+    row: dict[str, Any] | None, sqlite: bool, tiers: Mapping[str, str]
 ) -> HouseholdRead | None:
-    row = cur.execute(sql, (key,)).fetchone()
+    """The answer of `HOUSEHOLD_BY_ID` or `HOUSEHOLD_OF_CUSTOMER`, however it was run
+    (a `Cursor` in a thread, or `AsyncReads` on a web worker's event loop)."""
     if row is None or row["read_household_id"] is None:
         return None
     household_id = str(row.pop("read_household_id"))
     position = int(row.pop("read_position"))
-    members = _members(row.pop("read_members"), cur.sqlite)
+    members = _members(row.pop("read_members"), sqlite)
     accounts = orjson.loads(row.pop("read_accounts"))
     open_complaints = int(row.pop("read_open_complaints"))
     contact = row.pop("read_last_contact")
@@ -83,7 +86,7 @@ def _read(
         "accounts": {
             "count": int(accounts["count"]),
             "total_balance": money_text(int(accounts["total_cents"])),
-            "products": sorted(products) if cur.sqlite else products,
+            "products": sorted(products) if sqlite else products,
         },
         "value_tier": tiers.get(household_id),
         "open_complaints": open_complaints,
@@ -128,9 +131,17 @@ class TierCache:
         self._computed_at = float("-inf")
         self._checked_at = float("-inf")
 
-    def tiers(self, db: Database) -> dict[str, str]:
+    def current(self) -> dict[str, str] | None:
+        """The tiers when they need no look at the views now; else None (then call
+        `tiers`, which may read and rank: not on an event loop)."""
         if self._positions is not None and not self._old(self._checked_at):
             return self._tiers
+        return None
+
+    def tiers(self, db: Database) -> dict[str, str]:
+        current = self.current()
+        if current is not None:
+            return current
         with self._lock, db.read() as cur:
             positions = [
                 (r["name"], r["position"])

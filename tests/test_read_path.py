@@ -4,31 +4,50 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import Platform
+from api.bootstrap import Platform, build_platform
 from api.http import create_app
+from api.http.schemas import ContactHistoryPage, Household
 from api.keys import create_key
+from api.settings import Settings
+from api.store.async_reads import AsyncReads
 from api.store.database import Cursor
 from projections.household_overview import TierCache
+from tests.conftest import SECRET
 from tests.factories import account_opened, envelope, new_id, registered
 
 
 @contextmanager
 def counting_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Statements run through a `Cursor` (threads) or `AsyncReads` (event loop)."""
     statements: list[str] = []
     real = Cursor.execute
+    real_one, real_all = AsyncReads.fetchone, AsyncReads.fetchall
 
     def execute(self: Cursor, sql: str, params: Any = ()) -> Cursor:
         statements.append(sql)
         return real(self, sql, params)
 
+    async def fetchone(self: AsyncReads, sql: str, params: Any = ()) -> Any:
+        statements.append(sql)
+        return await real_one(self, sql, params)
+
+    async def fetchall(self: AsyncReads, sql: str, params: Any = ()) -> Any:
+        statements.append(sql)
+        return await real_all(self, sql, params)
+
     monkeypatch.setattr(Cursor, "execute", execute)
+    monkeypatch.setattr(AsyncReads, "fetchone", fetchone)
+    monkeypatch.setattr(AsyncReads, "fetchall", fetchall)
     yield statements
     monkeypatch.setattr(Cursor, "execute", real)
+    monkeypatch.setattr(AsyncReads, "fetchone", real_one)
+    monkeypatch.setattr(AsyncReads, "fetchall", real_all)
 
 
 def test_tier_cache_looks_at_the_views_at_most_once_per_max_age(
@@ -61,6 +80,20 @@ def client(platform: Platform) -> Iterator[TestClient]:
 
 @pytest.fixture
 def family(platform: Platform) -> dict[str, str]:
+    return _family(platform)
+
+
+@pytest.fixture
+def postgres_platform(postgres_url: str, tmp_path: Path) -> Iterator[Platform]:
+    settings = Settings(
+        database_url=postgres_url, secret_key=SECRET, secret_key_file=tmp_path / "key"
+    )
+    built = build_platform(settings)
+    yield built
+    built.close()
+
+
+def _family(platform: Platform) -> dict[str, str]:
     """A couple at one address, with a joint account, a fund, a complaint and a contact."""
     husband = registered(name="王建国", line="北京市朝阳区建国路88号3号楼2单元501室")
     wife = registered(name="李秀英", line="北京市朝阳区建国路88号3号楼2单元501室")
@@ -208,3 +241,102 @@ def _joint_account(platform: Platform, holder: str) -> str:
         ).fetchone()
     assert row is not None
     return str(row["account_id"])
+
+
+def _live_paths(client: TestClient, family: dict[str, str]) -> list[str]:
+    household = client.get(f"/v1/customers/{family['wife']}/household").json()
+    return [
+        f"/v1/customers/{family['husband']}/household",
+        f"/v1/households/{household['household_id']}",
+        f"/v1/customers/{family['husband']}/contact-history",
+        f"/v1/customers/{family['wife']}/contact-history?limit=1",
+    ]
+
+
+@contextmanager
+def counting_loop_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Statements run through `AsyncReads` alone (on the event loop)."""
+    statements: list[str] = []
+    real_one, real_all = AsyncReads.fetchone, AsyncReads.fetchall
+
+    async def fetchone(self: AsyncReads, sql: str, params: Any = ()) -> Any:
+        statements.append(sql)
+        return await real_one(self, sql, params)
+
+    async def fetchall(self: AsyncReads, sql: str, params: Any = ()) -> Any:
+        statements.append(sql)
+        return await real_all(self, sql, params)
+
+    monkeypatch.setattr(AsyncReads, "fetchone", fetchone)
+    monkeypatch.setattr(AsyncReads, "fetchall", fetchall)
+    yield statements
+    monkeypatch.setattr(AsyncReads, "fetchone", real_one)
+    monkeypatch.setattr(AsyncReads, "fetchall", real_all)
+
+
+@pytest.mark.postgres
+def test_live_reads_run_on_the_event_loop_and_answer_as_a_thread_does(
+    postgres_platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = postgres_platform
+    with TestClient(create_app(platform)) as client:
+        client.headers["Authorization"] = f"Bearer {create_key(platform.db, 'read')}"
+        paths = _live_paths(client, _family(platform))
+        with counting_loop_reads(monkeypatch) as statements:
+            on_the_loop = [client.get(path) for path in paths]
+        assert len(statements) == len(paths)
+        client.app.state.async_reads = None  # type: ignore[attr-defined]
+        with counting_loop_reads(monkeypatch) as statements:
+            in_threads = [client.get(path) for path in paths]
+        assert statements == []
+    for path, loop, thread in zip(paths, on_the_loop, in_threads, strict=True):
+        assert loop.status_code == thread.status_code == 200, (path, loop.text)
+        assert loop.json() == thread.json(), path
+
+
+def test_reads_that_wait_for_a_position_take_a_thread(
+    client: TestClient, family: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _live_paths(client, family)
+    with counting_loop_reads(monkeypatch) as statements:
+        for path in paths:
+            separator = "&" if "?" in path else "?"
+            response = client.get(f"{path}{separator}min_position=1")
+            assert response.status_code == 200, response.text
+    assert statements == []
+
+
+def test_published_reads_are_what_their_models_would_publish(
+    client: TestClient, family: dict[str, str]
+) -> None:
+    """The reads skip FastAPI's response validation (`responses.published`): their
+    bodies must be exactly what the route's response model makes of them."""
+    for path in _live_paths(client, family):
+        body = client.get(path).json()
+        model = (
+            ContactHistoryPage if path.split("?")[0].endswith("history") else Household
+        )
+        assert model.model_validate(body).model_dump(mode="json") == body, path
+
+
+@pytest.mark.postgres
+def test_a_database_the_event_loop_cannot_reach_is_a_503(
+    postgres_platform: Platform,
+) -> None:
+    platform = postgres_platform
+    with TestClient(create_app(platform)) as client:
+        client.headers["Authorization"] = f"Bearer {create_key(platform.db, 'read')}"
+        customer = _family(platform)["husband"]
+        unreachable = AsyncReads(
+            "host=127.0.0.1 port=1 connect_timeout=1", max_size=1, timeout=0.5
+        )
+        assert client.portal is not None
+        client.portal.call(unreachable.open)
+        client.app.state.async_reads = unreachable  # type: ignore[attr-defined]
+        try:
+            response = client.get(f"/v1/customers/{customer}/household")
+        finally:
+            client.portal.call(unreachable.close)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "unavailable"
+    assert response.headers["Retry-After"]

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI
 
 from api.bootstrap import Platform
 from api.http.admission import BytesInFlight
 from api.http.body_limit import BodyLimit
-from api.http.errors import ApiError, install_error_handlers
+from api.http.errors import install_error_handlers
 from api.http.metrics import HttpMetrics
 from api.http.middleware import RequestContext
 from api.http.openapi import install_openapi
+from api.http.query_guard import QueryGuard
 from api.http.responses import JSONResponse
 from api.http.routes import audit, events, health, mailings, reads, services
 
@@ -24,25 +24,6 @@ Event-sourced customer interactions: post events, read households and contact hi
 Every endpoint but `/healthz` needs `Authorization: Bearer <key>` (`crm keys create`).
 Errors always have the shape `{"error": {"code", "message", "details", "request_id"}}`.
 """
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-async def reject_control_characters(request: Request) -> None:
-    """NUL and other control characters never belong in a query parameter.
-
-    Async although it never awaits: FastAPI would run a plain function in a
-    worker thread, a hop per request that costs more than the check."""
-    for name, value in request.query_params.multi_items():
-        if _CONTROL.search(value):
-            message = "control characters are not allowed"
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"query.{name}: {message}",
-                [{"field": f"query.{name}", "message": message}],
-            )
 
 
 def app_from_env() -> FastAPI:
@@ -67,19 +48,26 @@ def create_app(
     """The web app over `platform`; with `run_projections` it also feeds the views."""
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_projections:
             platform.runner.start()
+        # Opened here, on the loop that serves the requests: the pool belongs to it.
+        async_reads = platform.db.async_reads()
         try:
+            if async_reads is not None:
+                await async_reads.open()
+                app.state.async_reads = async_reads
             yield
         finally:
+            app.state.async_reads = None
+            if async_reads is not None:
+                await async_reads.close()
             if run_projections:
                 platform.runner.stop()
             if close_platform:
                 platform.close()
 
     app = FastAPI(
-        dependencies=[Depends(reject_control_characters)],
         title="CRM platform",
         version="0.1.0",
         description=DESCRIPTION,
@@ -90,6 +78,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.platform = platform
+    app.state.async_reads = None  # until the lifespan opens it (PostgreSQL only)
     app.state.metrics = HttpMetrics()
     # Thread-safe and bound to no event loop, so it may be built before any loop runs.
     app.state.event_bytes_in_flight = BytesInFlight(
@@ -105,5 +94,6 @@ def create_app(
     app.include_router(audit.router)
     install_openapi(app)
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes)
+    app.add_middleware(QueryGuard)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     return app

@@ -12,11 +12,14 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
+
+if TYPE_CHECKING:
+    from api.store.async_reads import AsyncReads
 
 
 class DatabaseUnavailable(Exception):
@@ -93,6 +96,11 @@ class Database:
     def close(self) -> None:
         raise NotImplementedError
 
+    def async_reads(self) -> AsyncReads | None:
+        """A pool for reads on an event loop (`api.store.async_reads`); None where
+        the backend has no async driver, and reads take a worker thread."""
+        return None
+
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """SQL for `column IN (...)` over `values` on this backend."""
         return "(" + ",".join(["%s"] * len(values)) + ")", list(values)
@@ -115,16 +123,19 @@ class IdleCheck:
             weakref.WeakKeyDictionary()
         )
 
-    def check(self, conn: Any) -> None:
+    def stale(self, conn: Any) -> bool:
         returned = self._returned.get(conn)
-        if returned is None or time.monotonic() - returned > IDLE_CHECK_SECONDS:
+        return returned is None or time.monotonic() - returned > IDLE_CHECK_SECONDS
+
+    def check(self, conn: Any) -> None:
+        if self.stale(conn):
             ConnectionPool.check_connection(conn)
 
     def returned(self, conn: Any) -> None:
         self._returned[conn] = time.monotonic()
 
 
-def _without_jit(conninfo: str) -> str:
+def without_jit(conninfo: str) -> str:
     """The connection's `options`, with PostgreSQL's JIT compilation off.
 
     Every statement here is short (a batch, a page, one read), and JIT only
@@ -139,6 +150,8 @@ class PostgresDatabase(Database):
     backend = "postgresql"
 
     def __init__(self, conninfo: str, max_size: int = 8) -> None:
+        self.conninfo = conninfo
+        self.max_size = max_size
         self._idle = IdleCheck()
         self.pool = ConnectionPool(
             conninfo,
@@ -149,7 +162,7 @@ class PostgresDatabase(Database):
             kwargs={
                 "row_factory": dict_row,
                 "autocommit": False,
-                "options": _without_jit(conninfo),
+                "options": without_jit(conninfo),
             },
             check=self._idle.check,
             reconnect_timeout=0,
@@ -202,6 +215,11 @@ class PostgresDatabase(Database):
     def close(self) -> None:
         if self._opened:
             self.pool.close()
+
+    def async_reads(self) -> AsyncReads:
+        from api.store.async_reads import AsyncReads
+
+        return AsyncReads(self.conninfo, self.max_size)
 
 
 class SQLiteDatabase(Database):

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.audit.replay import late_arrivals, views_at
 from api.http.errors import ApiError
+from api.http.responses import JSONResponse, published
 from api.http.schemas import (
     READ_ERRORS,
     ContactHistoryPage,
@@ -32,17 +33,24 @@ from api.http.views import (
     wait_for_position,
 )
 from api.keys import ApiKey
+from api.store.async_reads import AsyncReads
 from api.store.database import Cursor, Database
 from domain.national_id import protect
 from projections import contact_history, customers, households
-from projections.contact_history_queries import known_customer_history
+from projections.contact_history_queries import (
+    customer_history_page,
+    customer_history_statement,
+    known_customer_history,
+)
 from projections.household_overview import (
     HouseholdRead,
     TierCache,
     household_by_id,
+    household_from_row,
     household_of_customer,
 )
 from projections.household_queries import list_households as list_household_rows
+from projections.household_read_sql import HOUSEHOLD_BY_ID, HOUSEHOLD_OF_CUSTOMER
 from projections.runner import read_position
 
 router = APIRouter(tags=["reads"], responses=READ_ERRORS)
@@ -85,14 +93,39 @@ def views_for(
     return views_at(platform, as_of)
 
 
+def live_reads(
+    request: Request, min_position: int | None, as_of: datetime | None
+) -> AsyncReads | None:
+    """The event loop's read pool, when this read may use it: the live views, no
+    position to wait for, and a pool (PostgreSQL, opened by the app's lifespan).
+    Otherwise None, and the read takes a worker thread."""
+    if as_of is not None or (min_position is not None and min_position > 0):
+        return None
+    reads: AsyncReads | None = request.app.state.async_reads
+    return reads
+
+
+def _tier_cache(request: Request) -> TierCache:
+    cache = platform_of(request).extras.setdefault("tier_cache", TierCache())
+    assert isinstance(cache, TierCache)
+    return cache
+
+
 def tiers_of(request: Request, db: Database) -> dict[str, str]:
     """Value tiers of every household: cached for the live views, fresh for a past view."""
-    platform = platform_of(request)
-    if db is not platform.db:
+    if db is not platform_of(request).db:
         return TierCache().tiers(db)
-    cache = platform.extras.setdefault("tier_cache", TierCache())
-    assert isinstance(cache, TierCache)
-    return cache.tiers(db)
+    return _tier_cache(request).tiers(db)
+
+
+async def live_tiers(request: Request) -> dict[str, str]:
+    """`tiers_of` the live views, from the event loop: a thread only when the cache
+    must look at the views (at most once per its max_age)."""
+    cache = _tier_cache(request)
+    current = cache.current()
+    if current is not None:
+        return current
+    return await run_in_threadpool(cache.tiers, platform_of(request).db)
 
 
 def point_in_time(
@@ -198,17 +231,26 @@ async def get_customer_household(
     as_of: datetime | None = AsOf,
     include_late: bool = IncludeLate,
     key: ApiKey = Depends(require("customers.household")),
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The household the customer belongs to now (or as of `as_of`)."""
-    return await run_in_threadpool(
-        _customer_household,
-        request,
-        str(customer_id),
-        key,
-        min_position,
-        as_of,
-        include_late,
-    )
+    reads = live_reads(request, min_position, as_of)
+    if reads is None:
+        answer = await run_in_threadpool(
+            _customer_household,
+            request,
+            str(customer_id),
+            key,
+            min_position,
+            as_of,
+            include_late,
+        )
+        return published(Household, answer)
+    tiers = await live_tiers(request)
+    row = await reads.fetchone(HOUSEHOLD_OF_CUSTOMER[False], (str(customer_id),))
+    found = household_from_row(row, False, tiers)
+    if found is None:
+        raise not_found("household for customer", str(customer_id))
+    return published(Household, _household(found))
 
 
 def _customer_household(
@@ -268,19 +310,46 @@ def list_households(
 
 
 @router.get("/v1/households/{household_id}", response_model=Household)
-def get_household(
+async def get_household(
     request: Request,
     household_id: UUID,
     min_position: int | None = MinPosition,
     as_of: datetime | None = AsOf,
     include_late: bool = IncludeLate,
     key: ApiKey = Depends(require("households.get")),
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Members, address, primary recipient, whether mailable and why not."""
+    reads = live_reads(request, min_position, as_of)
+    if reads is None:
+        answer = await run_in_threadpool(
+            _household_by_id,
+            request,
+            str(household_id),
+            key,
+            min_position,
+            as_of,
+            include_late,
+        )
+        return published(Household, answer)
+    tiers = await live_tiers(request)
+    row = await reads.fetchone(HOUSEHOLD_BY_ID[False], (str(household_id),))
+    found = household_from_row(row, False, tiers)
+    assert found is not None  # the statement always answers for a given id
+    return published(Household, _household(found))
+
+
+def _household_by_id(
+    request: Request,
+    household_id: str,
+    key: ApiKey,
+    min_position: int | None,
+    as_of: datetime | None,
+    include_late: bool,
+) -> dict[str, Any]:
     db, position = views_for(request, key, min_position, as_of)
     tiers = tiers_of(request, db)
     with db.read() as cur:
-        found = household_by_id(cur, str(household_id), tiers)
+        found = household_by_id(cur, household_id, tiers)
     answer = _household(found)
     ids = frozenset(str(m["customer_id"]) for m in answer["members"])
     return point_in_time(request, answer, as_of, position, include_late, ids)
@@ -297,18 +366,33 @@ async def customer_contact_history(
     as_of: datetime | None = AsOf,
     include_late: bool = IncludeLate,
     key: ApiKey = Depends(require("customers.contact_history")),
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Every touchpoint with the customer, newest first."""
-    return await run_in_threadpool(
-        _customer_contact_history,
-        request,
-        str(customer_id),
-        key,
-        filters,
-        min_position,
-        as_of,
-        include_late,
-    )
+    reads = live_reads(request, min_position, as_of)
+    if reads is None:
+        answer = await run_in_threadpool(
+            _customer_contact_history,
+            request,
+            str(customer_id),
+            key,
+            filters,
+            min_position,
+            as_of,
+            include_late,
+        )
+        return published(ContactHistoryPage, answer)
+    options = dict(filters)
+    limit = options.pop("limit")
+    try:
+        query, params = customer_history_statement(
+            str(customer_id), False, limit, options
+        )
+    except ValueError:
+        raise _bad_cursor() from None
+    found = customer_history_page(await reads.fetchall(query, params), limit)
+    if found is None:
+        raise not_found("customer", str(customer_id))
+    return published(ContactHistoryPage, _history_page(found))
 
 
 def _customer_contact_history(
