@@ -65,6 +65,7 @@ def serve(
     import uvicorn
 
     from api.http.app import create_app
+    from api.http.workers import serve_workers
     from api.worker import projection_worker, web_workers_env
 
     with platform_from_env() as platform:
@@ -75,14 +76,16 @@ def serve(
             platform.runner.start()
             try:
                 with web_workers_env():
-                    uvicorn.run(
-                        "api.http.app:app_from_env",
-                        factory=True,
-                        workers=count,
-                        host=host,
-                        port=port,
-                        log_config=None,
-                        access_log=False,
+                    serve_workers(
+                        uvicorn.Config(
+                            "api.http.app:app_from_env",
+                            factory=True,
+                            workers=count,
+                            host=host,
+                            port=port,
+                            log_config=None,
+                            access_log=False,
+                        )
                     )
             finally:
                 platform.runner.stop()

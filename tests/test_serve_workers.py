@@ -1,0 +1,125 @@
+"""`crm serve --workers N`: each HTTP process on its own SO_REUSEPORT socket, so
+connections opened together are spread over the workers (and still are after a
+worker dies and is replaced)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from api.http.workers import reuse_port_sockets
+from scripts.soak import free_port, make_keys, start_server, stop_server
+
+
+def test_the_sockets_share_one_port_even_when_asked_for_any() -> None:
+    sockets = reuse_port_sockets("127.0.0.1", 0, 3)
+    try:
+        ports = {sock.getsockname()[1] for sock in sockets}
+        assert len(ports) == 1 and 0 not in ports
+        for sock in sockets:
+            sock.listen()
+        with socket.create_connection(("127.0.0.1", ports.pop()), timeout=2):
+            pass
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _children(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.update(int(child) for child in text)
+    return children
+
+
+def _sockets_on(port: int, state: str) -> set[int]:
+    """Inodes of the TCP sockets on local `port` in `state` (01 established, 0A listening)."""
+    inodes: set[int] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == port and fields[3] == state:
+            inodes.add(int(fields[9]))
+    return inodes
+
+
+def _established_on(port: int) -> set[int]:
+    return _sockets_on(port, "01")
+
+
+def _connections_per_process(pids: set[int], port: int) -> dict[int, int]:
+    wanted = _established_on(port)
+    counts = {}
+    for pid in pids:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd) if fd.is_symlink() else ""
+            if target.startswith("socket:[") and int(target[8:-1]) in wanted:
+                held += 1
+        counts[pid] = held
+    return counts
+
+
+def _spread(workers: set[int], port: int, count: int) -> dict[int, int]:
+    """How many of `count` connections opened together each worker accepted."""
+    with ExitStack() as stack:
+        for _ in range(count):
+            stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+        deadline = time.monotonic() + 30
+        while True:  # a replacement worker accepts its backlog once it is up
+            counts = _connections_per_process(workers, port)
+            if sum(counts.values()) == count or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.2)
+
+
+def _workers(server_pid: int, port: int, count: int) -> set[int]:
+    """The HTTP processes, once each listens on its socket (until then the kernel
+    sends every connection to the sockets already listening)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = {
+            pid
+            for pid in _children(server_pid)
+            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
+        }
+        if len(found) == count and len(_sockets_on(port, "0A")) == count:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"expected {count} listening workers under {server_pid}")
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_connections_opened_together_reach_every_worker(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'crm.db'}"
+    make_keys(database_url, [])
+    port = free_port()
+    server = start_server(
+        database_url, port, tmp_path / "serve.log", CRM_WEB_WORKERS="2"
+    )
+    try:
+        workers = _workers(server.pid, port, 2)
+        counts = _spread(workers, port, 32)
+        assert sum(counts.values()) == 32, counts
+        assert all(counts.values()), counts  # all 32 on one: odds 2 in 2**32
+
+        os.kill(min(workers), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            replaced = _workers(server.pid, port, 2)
+            if min(workers) not in replaced:
+                break
+            time.sleep(0.2)
+        assert min(workers) not in replaced
+        counts = _spread(replaced, port, 32)
+        assert sum(counts.values()) == 32, counts
+        assert all(counts.values()), counts
+    finally:
+        stop_server(server)
