@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.bootstrap import Platform, build_platform
 from api.http import create_app
 from api.http.schemas import ContactHistoryPage, Household
+from api.http.views import public_rows
 from api.keys import create_key
 from api.settings import Settings
 from api.store.async_reads import AsyncReads
@@ -340,3 +341,14 @@ def test_a_database_the_event_loop_cannot_reach_is_a_503(
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "unavailable"
     assert response.headers["Retry-After"]
+
+
+def test_rows_with_a_private_column_lose_it_and_others_pass_as_they_are() -> None:
+    plain = [{"type": "ContactLogged", "position": 1}, {"type": "x", "position": 2}]
+    assert public_rows(plain) is plain
+    private = [
+        {"customer_id": "a", "national_id_hash": "h", "national_id": "110105"},
+        {"customer_id": "b", "national_id_hash": "g", "national_id": "110106"},
+    ]
+    assert public_rows(private) == [{"customer_id": "a"}, {"customer_id": "b"}]
+    assert public_rows([]) == []

@@ -29,13 +29,21 @@ def not_found(kind: str, id_: str) -> ApiError:
     return ApiError(404, "not_found", f"no {kind} {id_}")
 
 
+def _private(key: str) -> bool:
+    return "hash" in key or key == "national_id"
+
+
 def public(row: dict[str, Any]) -> dict[str, Any]:
     """Drops what must never leave: national-ID hashes and full national IDs."""
-    return {
-        key: value
-        for key, value in row.items()
-        if "hash" not in key and key != "national_id"
-    }
+    return {key: value for key, value in row.items() if not _private(key)}
+
+
+def public_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`public` of each row of one statement: rows sharing their columns, the
+    columns are looked at once (a page of contact history has fifty rows)."""
+    if rows and any(_private(key) for key in rows[0]):
+        return [public(row) for row in rows]
+    return rows
 
 
 def id_of(value: Any, key: str) -> str | None:

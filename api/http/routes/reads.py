@@ -30,6 +30,7 @@ from api.http.views import (
     not_found,
     page_of,
     public,
+    public_rows,
     wait_for_position,
 )
 from api.keys import ApiKey
@@ -494,7 +495,7 @@ def _history(reader: Any, cur: Cursor, id_: str, filters: dict[str, Any]) -> Any
 
 def _history_page(result: Any) -> dict[str, Any]:
     rows, next_cursor = page_of(result)
-    return {"entries": [public(dict(r)) for r in rows], "next_cursor": next_cursor}
+    return {"entries": public_rows(rows), "next_cursor": next_cursor}
 
 
 def _bad_cursor() -> ApiError:
