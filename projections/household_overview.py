@@ -19,7 +19,7 @@ import orjson
 from api.store.database import Cursor, Database
 from projections.household_queries import household_row
 from projections.household_read_sql import HOUSEHOLD_BY_ID, HOUSEHOLD_OF_CUSTOMER
-from projections.household_value import household_values
+from projections.household_value import household_tiers
 from projections.service_values import money_text
 
 VALUE_POSITIONS = (
@@ -149,10 +149,7 @@ class TierCache:
             ]
             stale = positions != self._positions
             if self._positions is None or (stale and self._old(self._computed_at)):
-                self._tiers = {
-                    row["household_id"]: row["value_tier"]
-                    for row in household_values(cur)
-                }
+                self._tiers = household_tiers(cur)
                 self._positions, self._computed_at = positions, self.clock()
             self._checked_at = self.clock()
             return self._tiers

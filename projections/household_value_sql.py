@@ -42,5 +42,5 @@ ranked AS (
         COUNT(*) OVER () AS household_count
     FROM valued
 )
-SELECT * FROM ranked WHERE {where} ORDER BY value_rank {limit}
+SELECT {columns} FROM ranked WHERE {where} ORDER BY value_rank {limit}
 """

@@ -6,13 +6,18 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api.bootstrap import Platform
 from projections.accounts import AccountsProjection
 from projections.household_value import (
     TierSettings,
+    _cut_offs,
+    household_tiers,
     household_values,
     households_in_tiers,
+    tier_for,
     tier_of,
     top_households,
 )
@@ -214,3 +219,47 @@ def test_rebuild_gives_the_same_values(bank: Bank) -> None:
     live = bank.query(household_values)
     bank.runner.rebuild()
     assert bank.query(household_values) == live
+
+
+def test_the_tiers_reads_use_are_the_tiers_of_the_full_rows(bank: Bank) -> None:
+    hundred_households(bank)
+    for settings in (
+        TierSettings(),
+        TierSettings(private_pct=Decimal("5"), premier_pct=Decimal("10")),
+        TierSettings(private_pct=Decimal("0.5"), premier_pct=Decimal("33.3")),
+    ):
+        rows = bank.query(household_values, settings=settings)
+        expected = {r["household_id"]: r["value_tier"] for r in rows}
+        assert len(expected) == 100
+        assert bank.query(household_tiers, settings=settings) == expected
+
+
+def test_no_households_no_tiers(bank: Bank) -> None:
+    assert bank.query(household_tiers) == {}
+
+
+@given(
+    count=st.integers(min_value=1, max_value=3000),
+    private=st.decimals(min_value=0, max_value=50, places=2),
+    premier=st.decimals(min_value=0, max_value=50, places=2),
+)
+def test_cut_offs_agree_with_the_tier_of_every_rank(
+    count: int, private: Decimal, premier: Decimal
+) -> None:
+    settings = TierSettings(private_pct=private, premier_pct=premier)
+    last_private, last_premier = _cut_offs(count, settings)
+    for rank in {
+        1,
+        last_private,
+        last_private + 1,
+        last_premier,
+        last_premier + 1,
+        count,
+    }:
+        if 1 <= rank <= count:
+            by_cut_off = (
+                "private"
+                if rank <= last_private
+                else ("premier" if rank <= last_premier else "mass")
+            )
+            assert by_cut_off == tier_for(rank, count, settings), rank
