@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import orjson
 from api.store.database import Cursor, Database
 from projections.household_queries import household_row
 from projections.household_read_sql import HOUSEHOLD_BY_ID, HOUSEHOLD_OF_CUSTOMER
-from projections.household_value import household_tiers
+from projections.household_value import Tiers, TierSettings, household_tiers
 from projections.service_values import money_text
 
 VALUE_POSITIONS = (
@@ -51,9 +51,7 @@ class HouseholdRead:
     """accounts, value_tier, open_complaints, last_contact."""
 
 
-def household_by_id(
-    cur: Cursor, household_id: str, tiers: Mapping[str, str]
-) -> HouseholdRead:
+def household_by_id(cur: Cursor, household_id: str, tiers: Tiers) -> HouseholdRead:
     row = cur.execute(HOUSEHOLD_BY_ID[cur.sqlite], (household_id,)).fetchone()
     found = household_from_row(row, cur.sqlite, tiers)
     assert found is not None  # the statement always answers for a given id
@@ -61,7 +59,7 @@ def household_by_id(
 
 
 def household_of_customer(
-    cur: Cursor, customer_id: str, tiers: Mapping[str, str]
+    cur: Cursor, customer_id: str, tiers: Tiers
 ) -> HouseholdRead | None:
     """The customer's current household; None when the customer is in none."""
     row = cur.execute(HOUSEHOLD_OF_CUSTOMER[cur.sqlite], (customer_id,)).fetchone()
@@ -69,7 +67,7 @@ def household_of_customer(
 
 
 def household_from_row(
-    row: dict[str, Any] | None, sqlite: bool, tiers: Mapping[str, str]
+    row: dict[str, Any] | None, sqlite: bool, tiers: Tiers
 ) -> HouseholdRead | None:
     """The answer of `HOUSEHOLD_BY_ID` or `HOUSEHOLD_OF_CUSTOMER`, however it was run
     (a `Cursor` in a thread, or `AsyncReads` on a web worker's event loop)."""
@@ -88,7 +86,7 @@ def household_from_row(
             "total_balance": money_text(int(accounts["total_cents"])),
             "products": sorted(products) if sqlite else products,
         },
-        "value_tier": tiers.get(household_id),
+        "value_tier": tiers.of(household_id, row.get("member_count")),
         "open_complaints": open_complaints,
         "last_contact": None if contact is None else _contact(orjson.loads(contact)),
     }
@@ -121,24 +119,28 @@ class TierCache:
     once per `max_age`, so tiers are never more than `max_age` seconds behind."""
 
     def __init__(
-        self, max_age: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        max_age: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        settings: TierSettings | None = None,
     ) -> None:
         self.max_age = max_age
         self.clock = clock
+        self.settings = settings
         self._lock = threading.Lock()
-        self._tiers: dict[str, str] = {}
+        self._tiers = Tiers()
         self._positions: list[tuple[str, int]] | None = None
         self._computed_at = float("-inf")
         self._checked_at = float("-inf")
 
-    def current(self) -> dict[str, str] | None:
+    def current(self) -> Tiers | None:
         """The tiers when they need no look at the views now; else None (then call
         `tiers`, which may read and rank: not on an event loop)."""
         if self._positions is not None and not self._old(self._checked_at):
             return self._tiers
         return None
 
-    def tiers(self, db: Database) -> dict[str, str]:
+    def tiers(self, db: Database) -> Tiers:
         current = self.current()
         if current is not None:
             return current
@@ -149,7 +151,7 @@ class TierCache:
             ]
             stale = positions != self._positions
             if self._positions is None or (stale and self._old(self._computed_at)):
-                self._tiers = household_tiers(cur)
+                self._tiers = household_tiers(cur, self.settings)
                 self._positions, self._computed_at = positions, self.clock()
             self._checked_at = self.clock()
             return self._tiers

@@ -229,13 +229,18 @@ def test_the_tiers_reads_use_are_the_tiers_of_the_full_rows(bank: Bank) -> None:
         TierSettings(private_pct=Decimal("0.5"), premier_pct=Decimal("33.3")),
     ):
         rows = bank.query(household_values, settings=settings)
-        expected = {r["household_id"]: r["value_tier"] for r in rows}
-        assert len(expected) == 100
-        assert bank.query(household_tiers, settings=settings) == expected
+        assert len(rows) == 100
+        tiers = bank.query(household_tiers, settings=settings)
+        for row in rows:
+            tier = tiers.of(row["household_id"], row["member_count"])
+            assert tier == row["value_tier"], row
+        top = [r["household_id"] for r in rows if r["value_tier"] != "mass"]
+        assert sorted(tiers.top) == sorted(top)  # only the top is kept
+    assert tiers.of(new_id(), 0) is None  # no members, not ranked
 
 
 def test_no_households_no_tiers(bank: Bank) -> None:
-    assert bank.query(household_tiers) == {}
+    assert bank.query(household_tiers).top == {}
 
 
 @given(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,10 +12,16 @@ from api.bootstrap import Platform
 from api.http import create_app
 from api.keys import create_key
 from projections import contact_history, customers, households
+from projections.household_value import TierSettings
 from projections.runner import ProjectionRunner
 from tests.factories import account_opened, envelope, new_id, registered
 
 NATIONAL_ID = "110105198203154321"
+
+
+# Half private, half premier: every household is in `Tiers.top`, so counting it
+# shows whether the cache ranked them again.
+EVERY_HOUSEHOLD_TOP = TierSettings(private_pct=Decimal("50"), premier_pct=Decimal("50"))
 
 
 @pytest.fixture
@@ -210,19 +217,19 @@ def test_tier_cache_recomputes_only_when_views_moved_and_old(
     from projections.household_overview import TierCache
 
     now = [0.0]
-    cache = TierCache(max_age=5.0, clock=lambda: now[0])
+    cache = TierCache(max_age=5.0, clock=lambda: now[0], settings=EVERY_HOUSEHOLD_TOP)
     first = registered(name="钱多多", line="深圳市南山区科技园路1号")
     platform.ingestor.ingest([first], atomic=True)
     platform.runner.catch_up()
-    assert len(cache.tiers(platform.db)) == 1
+    assert len(cache.tiers(platform.db).top) == 1
     platform.ingestor.ingest(
         [registered(name="孙少", line="深圳市南山区科技园路2号")], atomic=True
     )
     platform.runner.catch_up()
     now[0] = 1.0
-    assert len(cache.tiers(platform.db)) == 1  # moved, but computed 1 s ago
+    assert len(cache.tiers(platform.db).top) == 1  # moved, but computed 1 s ago
     now[0] = 6.0
-    assert len(cache.tiers(platform.db)) == 2
+    assert len(cache.tiers(platform.db).top) == 2
 
 
 def test_listing_households_by_value_tier_pages_through_all_of_them(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,13 @@ from api.settings import Settings
 from api.store.async_reads import AsyncReads
 from api.store.database import Cursor
 from projections.household_overview import TierCache
+from projections.household_value import TierSettings
 from tests.conftest import SECRET
 from tests.factories import account_opened, envelope, new_id, registered
+
+# Half private, half premier: every household is in `Tiers.top`, so counting it
+# shows whether the cache ranked them again.
+EVERY_HOUSEHOLD_TOP = TierSettings(private_pct=Decimal("50"), premier_pct=Decimal("50"))
 
 
 @contextmanager
@@ -55,13 +61,13 @@ def test_tier_cache_looks_at_the_views_at_most_once_per_max_age(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [0.0]
-    cache = TierCache(max_age=5.0, clock=lambda: now[0])
+    cache = TierCache(max_age=5.0, clock=lambda: now[0], settings=EVERY_HOUSEHOLD_TOP)
     platform.ingestor.ingest([registered(name="钱多多")], atomic=True)
     platform.runner.catch_up()
-    assert len(cache.tiers(platform.db)) == 1
+    assert len(cache.tiers(platform.db).top) == 1
     with counting_statements(monkeypatch) as statements:
         now[0] = 4.9
-        assert len(cache.tiers(platform.db)) == 1
+        assert len(cache.tiers(platform.db).top) == 1
         assert statements == []
         now[0] = 5.0
         cache.tiers(platform.db)

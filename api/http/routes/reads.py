@@ -52,6 +52,7 @@ from projections.household_overview import (
 )
 from projections.household_queries import list_households as list_household_rows
 from projections.household_read_sql import HOUSEHOLD_BY_ID, HOUSEHOLD_OF_CUSTOMER
+from projections.household_value import Tiers
 from projections.runner import read_position
 
 router = APIRouter(tags=["reads"], responses=READ_ERRORS)
@@ -112,14 +113,14 @@ def _tier_cache(request: Request) -> TierCache:
     return cache
 
 
-def tiers_of(request: Request, db: Database) -> dict[str, str]:
+def tiers_of(request: Request, db: Database) -> Tiers:
     """Value tiers of every household: cached for the live views, fresh for a past view."""
     if db is not platform_of(request).db:
         return TierCache().tiers(db)
     return _tier_cache(request).tiers(db)
 
 
-async def live_tiers(request: Request) -> dict[str, str]:
+async def live_tiers(request: Request) -> Tiers:
     """`tiers_of` the live views, from the event loop: a thread only when the cache
     must look at the views (at most once per its max_age)."""
     cache = _tier_cache(request)
@@ -295,7 +296,7 @@ def list_households(
         while len(page) < limit:
             rows = list_household_rows(cur, branch_code, region_code, after, limit)
             for row in rows:
-                row["value_tier"] = tiers.get(row["household_id"])
+                row["value_tier"] = tiers.of(row["household_id"], row["member_count"])
             page += [r for r in rows if value_tier in (None, r["value_tier"])]
             if len(rows) < limit:
                 break
