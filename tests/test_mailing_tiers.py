@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 
 from api.bootstrap import Platform
 from api.http import create_app
+from api.http.routes.mailings import PlanResponse
 from api.keys import create_key
 from tests.factories import account_opened, envelope, new_id, registered
 
@@ -49,14 +50,23 @@ def test_a_plan_for_the_private_tier_mails_each_rich_household_once(
     )
     platform.ingestor.ingest(events, atomic=True)
     key = create_key(platform.db, "mailing")
+    request_id = new_id()
     with TestClient(create_app(platform)) as client:
         response = client.post(
             f"/v1/campaigns/{campaign_id}/mailing-plans",
-            json={"request_id": new_id(), "value_tiers": ["private"]},
+            json={"request_id": request_id, "value_tiers": ["private"]},
             headers={"Authorization": f"Bearer {key}"},
         )
         assert response.status_code == 200, response.text
         answer = response.json()
+        # Published without FastAPI's validation: exactly what the model makes of it.
+        assert PlanResponse.model_validate(answer).model_dump(mode="json") == answer
+        again = client.post(
+            f"/v1/campaigns/{campaign_id}/mailing-plans",
+            json={"request_id": request_id, "value_tiers": ["private"]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert again.json() == answer  # the stored answer, the same body
         both = client.post(
             f"/v1/campaigns/{campaign_id}/mailing-plans",
             json={
