@@ -30,15 +30,10 @@ EVERY_HOUSEHOLD_TOP = TierSettings(private_pct=Decimal("50"), premier_pct=Decima
 
 
 @contextmanager
-def counting_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Statements run through a `Cursor` (threads) or `AsyncReads` (event loop)."""
+def counting_loop_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Statements run through `AsyncReads` alone (on the event loop)."""
     statements: list[str] = []
-    real = Cursor.execute
     real_one, real_all = AsyncReads.fetchone, AsyncReads.fetchall
-
-    def execute(self: Cursor, sql: str, params: Any = ()) -> Cursor:
-        statements.append(sql)
-        return real(self, sql, params)
 
     async def fetchone(self: AsyncReads, sql: str, params: Any = ()) -> Any:
         statements.append(sql)
@@ -48,13 +43,26 @@ def counting_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         statements.append(sql)
         return await real_all(self, sql, params)
 
-    monkeypatch.setattr(Cursor, "execute", execute)
     monkeypatch.setattr(AsyncReads, "fetchone", fetchone)
     monkeypatch.setattr(AsyncReads, "fetchall", fetchall)
     yield statements
-    monkeypatch.setattr(Cursor, "execute", real)
     monkeypatch.setattr(AsyncReads, "fetchone", real_one)
     monkeypatch.setattr(AsyncReads, "fetchall", real_all)
+
+
+@contextmanager
+def counting_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Statements run through a `Cursor` (threads) or `AsyncReads` (event loop)."""
+    real = Cursor.execute
+    with counting_loop_reads(monkeypatch) as statements:
+
+        def execute(self: Cursor, sql: str, params: Any = ()) -> Cursor:
+            statements.append(sql)
+            return real(self, sql, params)
+
+        monkeypatch.setattr(Cursor, "execute", execute)
+        yield statements
+        monkeypatch.setattr(Cursor, "execute", real)
 
 
 def test_tier_cache_looks_at_the_views_at_most_once_per_max_age(
@@ -258,27 +266,6 @@ def _live_paths(client: TestClient, family: dict[str, str]) -> list[str]:
         f"/v1/customers/{family['husband']}/contact-history",
         f"/v1/customers/{family['wife']}/contact-history?limit=1",
     ]
-
-
-@contextmanager
-def counting_loop_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Statements run through `AsyncReads` alone (on the event loop)."""
-    statements: list[str] = []
-    real_one, real_all = AsyncReads.fetchone, AsyncReads.fetchall
-
-    async def fetchone(self: AsyncReads, sql: str, params: Any = ()) -> Any:
-        statements.append(sql)
-        return await real_one(self, sql, params)
-
-    async def fetchall(self: AsyncReads, sql: str, params: Any = ()) -> Any:
-        statements.append(sql)
-        return await real_all(self, sql, params)
-
-    monkeypatch.setattr(AsyncReads, "fetchone", fetchone)
-    monkeypatch.setattr(AsyncReads, "fetchall", fetchall)
-    yield statements
-    monkeypatch.setattr(AsyncReads, "fetchone", real_one)
-    monkeypatch.setattr(AsyncReads, "fetchall", real_all)
 
 
 @pytest.mark.postgres

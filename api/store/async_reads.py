@@ -17,10 +17,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from api.store.database import DatabaseUnavailable, IdleCheck, without_jit
+from api.store.database import DatabaseUnavailable, IdleCheck, pool_options
 
 
 class AsyncReads:
@@ -28,17 +27,10 @@ class AsyncReads:
         self._idle = IdleCheck()
         self.pool = AsyncConnectionPool(
             conninfo,
-            min_size=1,
-            max_size=max_size,
-            open=False,
-            timeout=timeout,
-            kwargs={
-                "row_factory": dict_row,
-                "autocommit": True,
-                "options": without_jit(conninfo),
-            },
             check=self._check,
-            reconnect_timeout=0,
+            **pool_options(
+                conninfo, max_size=max_size, timeout=timeout, autocommit=True
+            ),
         )
 
     async def open(self) -> None:

@@ -146,6 +146,27 @@ def without_jit(conninfo: str) -> str:
     return f"{given} -c jit=off".strip()
 
 
+def pool_options(
+    conninfo: str, *, max_size: int, timeout: float, autocommit: bool
+) -> dict[str, Any]:
+    """What every pool of the platform's own connections is opened with (psycopg's
+    `ConnectionPool` and `AsyncConnectionPool` take the same): rows as dicts, no
+    JIT, at least one connection, and no reconnecting in the background (a caller
+    that cannot get a connection answers 503 at once)."""
+    return {
+        "min_size": 1,
+        "max_size": max_size,
+        "open": False,
+        "timeout": timeout,
+        "kwargs": {
+            "row_factory": dict_row,
+            "autocommit": autocommit,
+            "options": without_jit(conninfo),
+        },
+        "reconnect_timeout": 0,
+    }
+
+
 class PostgresDatabase(Database):
     backend = "postgresql"
 
@@ -155,17 +176,8 @@ class PostgresDatabase(Database):
         self._idle = IdleCheck()
         self.pool = ConnectionPool(
             conninfo,
-            min_size=1,
-            max_size=max_size,
-            open=False,
-            timeout=10,
-            kwargs={
-                "row_factory": dict_row,
-                "autocommit": False,
-                "options": without_jit(conninfo),
-            },
             check=self._idle.check,
-            reconnect_timeout=0,
+            **pool_options(conninfo, max_size=max_size, timeout=10, autocommit=False),
         )
         self._opened = False
         self._lock = threading.Lock()

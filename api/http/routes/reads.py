@@ -6,6 +6,8 @@ that log position, so a client can read its own writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -235,43 +237,9 @@ async def get_customer_household(
     key: ApiKey = Depends(require("customers.household")),
 ) -> JSONResponse:
     """The household the customer belongs to now (or as of `as_of`)."""
-    reads = live_reads(request, min_position, as_of)
-    if reads is None:
-        answer = await run_in_threadpool(
-            _customer_household,
-            request,
-            str(customer_id),
-            key,
-            min_position,
-            as_of,
-            include_late,
-        )
-        return published(Household, answer)
-    tiers = await live_tiers(request)
-    row = await reads.fetchone(HOUSEHOLD_OF_CUSTOMER[False], (str(customer_id),))
-    found = household_from_row(row, False, tiers)
-    if found is None:
-        raise not_found("household for customer", str(customer_id))
-    return published(Household, _household(found))
-
-
-def _customer_household(
-    request: Request,
-    customer_id: str,
-    key: ApiKey,
-    min_position: int | None,
-    as_of: datetime | None,
-    include_late: bool,
-) -> dict[str, Any]:
-    db, position = views_for(request, key, min_position, as_of)
-    tiers = tiers_of(request, db)
-    with db.read() as cur:
-        found = household_of_customer(cur, customer_id, tiers)
-    if found is None:
-        raise not_found("household for customer", customer_id)
-    answer = _household(found)
-    ids = frozenset(str(m["customer_id"]) for m in answer["members"])
-    return point_in_time(request, answer, as_of, position, include_late, ids)
+    return await _household_read(
+        request, BY_MEMBER, str(customer_id), key, min_position, as_of, include_late
+    )
 
 
 @router.get("/v1/households", response_model=HouseholdPage)
@@ -321,28 +289,60 @@ async def get_household(
     key: ApiKey = Depends(require("households.get")),
 ) -> JSONResponse:
     """Members, address, primary recipient, whether mailable and why not."""
+    return await _household_read(
+        request, BY_ID, str(household_id), key, min_position, as_of, include_late
+    )
+
+
+@dataclass(frozen=True)
+class HouseholdLookup:
+    """How a household read finds its household: through a member, or by its id."""
+
+    in_thread: Callable[[Cursor, str, Tiers], HouseholdRead | None]
+    statement: str
+    """The same read as one PostgreSQL statement, for the event loop."""
+    missing: str
+    """What a 404 says is missing."""
+
+
+BY_MEMBER = HouseholdLookup(
+    household_of_customer, HOUSEHOLD_OF_CUSTOMER[False], "household for customer"
+)
+BY_ID = HouseholdLookup(household_by_id, HOUSEHOLD_BY_ID[False], "household")
+
+
+async def _household_read(
+    request: Request,
+    lookup: HouseholdLookup,
+    id_: str,
+    key: ApiKey,
+    min_position: int | None,
+    as_of: datetime | None,
+    include_late: bool,
+) -> JSONResponse:
     reads = live_reads(request, min_position, as_of)
     if reads is None:
         answer = await run_in_threadpool(
-            _household_by_id,
+            _household_in_thread,
             request,
-            str(household_id),
+            lookup,
+            id_,
             key,
             min_position,
             as_of,
             include_late,
         )
-        return published(Household, answer)
-    tiers = await live_tiers(request)
-    row = await reads.fetchone(HOUSEHOLD_BY_ID[False], (str(household_id),))
-    found = household_from_row(row, False, tiers)
-    assert found is not None  # the statement always answers for a given id
-    return published(Household, _household(found))
+    else:
+        tiers = await live_tiers(request)
+        row = await reads.fetchone(lookup.statement, (id_,))
+        answer = _household(lookup, id_, household_from_row(row, False, tiers))
+    return published(Household, answer)
 
 
-def _household_by_id(
+def _household_in_thread(
     request: Request,
-    household_id: str,
+    lookup: HouseholdLookup,
+    id_: str,
     key: ApiKey,
     min_position: int | None,
     as_of: datetime | None,
@@ -351,8 +351,8 @@ def _household_by_id(
     db, position = views_for(request, key, min_position, as_of)
     tiers = tiers_of(request, db)
     with db.read() as cur:
-        found = household_by_id(cur, household_id, tiers)
-    answer = _household(found)
+        found = lookup.in_thread(cur, id_, tiers)
+    answer = _household(lookup, id_, found)
     ids = frozenset(str(m["customer_id"]) for m in answer["members"])
     return point_in_time(request, answer, as_of, position, include_late, ids)
 
@@ -448,7 +448,11 @@ def _household_id_of(cur: Cursor, customer_id: str) -> str | None:
     return id_of(households.household_of(cur, customer_id), "household_id")
 
 
-def _household(found: HouseholdRead) -> dict[str, Any]:
+def _household(
+    lookup: HouseholdLookup, id_: str, found: HouseholdRead | None
+) -> dict[str, Any]:
+    if found is None:
+        raise not_found(lookup.missing, id_)
     if found.row is None:
         raise not_found("household", found.household_id)
     household = public(dict(found.row))
