@@ -144,7 +144,18 @@ class TierCache:
         current = self.current()
         if current is not None:
             return current
-        with self._lock, db.read() as cur:
+        # While one caller looks at the views (and perhaps ranks every household:
+        # seconds on a large bank), the others answer with the last tiers rather
+        # than wait; only the very first computation is waited for.
+        if not self._lock.acquire(blocking=self._positions is None):
+            return self._tiers
+        try:
+            return self.current() or self._refresh(db)
+        finally:
+            self._lock.release()
+
+    def _refresh(self, db: Database) -> Tiers:
+        with db.read() as cur:
             positions = [
                 (r["name"], r["position"])
                 for r in cur.execute(VALUE_POSITIONS).fetchall()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -83,6 +84,40 @@ def test_tier_cache_looks_at_the_views_at_most_once_per_max_age(
         now[0] = 9.9
         cache.tiers(platform.db)
         assert len(statements) == 1
+
+
+def test_reads_take_the_last_tiers_while_another_caller_ranks_again(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    cache = TierCache(max_age=5.0, clock=lambda: now[0], settings=EVERY_HOUSEHOLD_TOP)
+    one = registered(name="钱多多", line="深圳市南山区科技园路1号")
+    platform.ingestor.ingest([one], atomic=True)
+    platform.runner.catch_up()
+    first = cache.tiers(platform.db)
+    two = registered(name="孙少", line="深圳市南山区科技园路2号")
+    platform.ingestor.ingest([two], atomic=True)
+    platform.runner.catch_up()
+    now[0] = 10.0
+    ranking, done = threading.Event(), threading.Event()
+
+    def another_caller_ranking() -> None:
+        with cache._lock:
+            ranking.set()
+            done.wait(10)
+
+    other = threading.Thread(target=another_caller_ranking)
+    other.start()
+    assert ranking.wait(5)
+    try:
+        with counting_statements(monkeypatch) as statements:
+            # This caller neither waits for the other nor reads the views.
+            assert cache.tiers(platform.db) is first
+            assert statements == []
+    finally:
+        done.set()
+        other.join()
+    assert len(cache.tiers(platform.db).top) == 2  # and once it is done, anew
 
 
 @pytest.fixture
