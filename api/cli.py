@@ -64,8 +64,7 @@ def serve(
     only supervises them, runs the projections itself."""
     import uvicorn
 
-    from api.http.app import create_app
-    from api.http.workers import serve_workers
+    from api.web_workers import serve_workers
     from api.worker import projection_worker, web_workers_env
 
     with platform_from_env() as platform:
@@ -90,6 +89,10 @@ def serve(
             finally:
                 platform.runner.stop()
             return
+        # Imported here: with --workers N the parent only supervises (and runs the
+        # projections), and FastAPI would add 13 MB to it for nothing.
+        from api.http.app import create_app
+
         with projection_worker():
             platform.runner.followed_elsewhere = True
             app = create_app(platform)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from api.http.workers import reuse_port_sockets
+from api.web_workers import reuse_port_sockets
 from scripts.soak import free_port, make_keys, start_server, stop_server
 
 
