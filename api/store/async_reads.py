@@ -16,10 +16,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
-from api.store.database import DatabaseUnavailable, IdleCheck, pool_options
+from api.store.database import POOL_ERRORS, IdleCheck, pool_options, unavailable
 
 
 class AsyncReads:
@@ -53,8 +52,8 @@ class AsyncReads:
                     yield conn
                 finally:
                     self._idle.returned(conn)
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            raise DatabaseUnavailable(str(error).splitlines()[0]) from error
+        except POOL_ERRORS as error:
+            raise unavailable(error) from error
 
     async def fetchone(
         self, sql: str, params: Sequence[Any] = ()

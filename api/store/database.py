@@ -26,6 +26,15 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or is too busy; the caller may retry later."""
 
 
+POOL_ERRORS = (psycopg.OperationalError, PoolTimeout)
+"""What a pooled PostgreSQL connection raises when the server is out of reach."""
+
+
+def unavailable(error: Exception) -> DatabaseUnavailable:
+    """`error` (one of POOL_ERRORS) as the caller sees it: its first line only."""
+    return DatabaseUnavailable(str(error).splitlines()[0])
+
+
 class Cursor:
     """A cursor that speaks `%s` placeholders on both backends."""
 
@@ -200,8 +209,8 @@ class PostgresDatabase(Database):
                     # Not the pool's `reset` hook: with one, the pool hands every
                     # returned connection to its worker thread.
                     self._idle.returned(conn)
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            raise DatabaseUnavailable(str(error).splitlines()[0]) from error
+        except POOL_ERRORS as error:
+            raise unavailable(error) from error
 
     @contextmanager
     def transaction(self, *, pipeline: bool = False) -> Iterator[Cursor]:
