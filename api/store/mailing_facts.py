@@ -24,6 +24,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
+from api.store.json_bytes import kept
 from domain import mailing as m
 from domain.events import TYPE_BY_TOPIC, FirstFact
 
@@ -69,7 +70,6 @@ class DecisionFacts:
         self.request_id = request_id
         self.actor = actor
         self.occurred_at = occurred_at
-        self.event_ids: dict[str, str] = {}  # customer_id -> event_id of its decision
         self._kinds = {outcome: _kind(*classes) for outcome, classes in KINDS.items()}
 
     def batches(
@@ -107,7 +107,6 @@ class DecisionFacts:
         campaign_id = self.campaign.campaign_id
         customer_id = decision.customer_id
         event_id = m.decision_event_id(campaign_id, customer_id)
-        self.event_ids[customer_id] = event_id
         data: dict[str, Any] = {
             "campaign_id": campaign_id,
             "customer_id": customer_id,
@@ -138,7 +137,7 @@ class DecisionFacts:
             "actor": self.actor,
             "data": data,
         }
-        encoded = orjson.dumps(state)
+        encoded = kept(orjson.dumps(state))
         if self.mapper.compressor:
             encoded = self.mapper.compressor.compress(encoded)
         if self.mapper.cipher:

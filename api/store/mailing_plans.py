@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,8 +23,10 @@ import structlog
 from eventsourcing.persistence import IntegrityError
 
 from api.bootstrap import Platform
+from api.memory import release_free_memory
 from api.store.database import Cursor, DatabaseUnavailable
-from api.store.mailing_facts import DecisionFacts, OrderedSaves, save
+from api.store.json_bytes import kept
+from api.store.mailing_facts import DecisionFacts, Fact, OrderedSaves, save
 from domain import mailing as m
 from domain.errors import Conflict, NotFound
 from projections.base import Projection
@@ -35,6 +37,7 @@ from projections.runner import PositionMoved, ProjectionRunner
 log = structlog.get_logger("crm.mailing")
 
 CHUNK = 2000
+RELEASE_AFTER = 10_000  # targets: plans this large give their freed heap back
 MAX_ATTEMPTS = 30
 CATCH_UP_ERRORS = (PositionMoved, DatabaseUnavailable, psycopg.Error, IntegrityError)
 
@@ -121,8 +124,11 @@ def _cause(event_id: Any, type_: str, position: Any) -> m.Cause:
 
 
 # Targets decided together. The first lot is small so that saving starts early;
-# each next one is twice as large, as each lot's reads scan whole view tables.
+# each next one is twice as large, as each lot's reads scan whole view tables,
+# up to MAX_LOT, which bounds what one lot holds in memory (its people and
+# households).
 LOT = 2000
+MAX_LOT = 16000
 
 
 @dataclass(frozen=True)
@@ -136,8 +142,8 @@ class _Plan:
 
 
 def _lots(targets: list[str], homes: dict[str, str]) -> Iterator[list[str]]:
-    """The targets in lots of LOT, 2 LOT, 4 LOT... each holding whole households
-    (`homes`: customer -> household)."""
+    """The targets in lots of LOT, 2 LOT, 4 LOT... up to MAX_LOT, each holding whole
+    households (`homes`: customer -> household)."""
     groups: dict[tuple[str, str], list[str]] = {}
     for target in targets:
         home = homes.get(target)
@@ -152,7 +158,7 @@ def _lots(targets: list[str], homes: dict[str, str]) -> Iterator[list[str]]:
         if len(lot) >= size:
             yield lot
             lot = []
-            size *= 2
+            size = min(size * 2, MAX_LOT)
     if lot:
         yield lot
 
@@ -384,34 +390,56 @@ class MailingPlanner:
         request_id: str,
         actor: str | None = None,
     ) -> dict[str, Any]:
-        """Decides every target once; the same request_id always gets the same answer."""
+        """`plan_json`'s answer, parsed."""
+        answer: dict[str, Any] = orjson.loads(
+            self.plan_json(campaign_id, customer_ids, request_id, actor)
+        )
+        return answer
+
+    def plan_json(
+        self,
+        campaign_id: str,
+        customer_ids: Sequence[str],
+        request_id: str,
+        actor: str | None = None,
+    ) -> bytes:
+        """Decides every target once; the same request_id always gets the same answer,
+        as the JSON it is published in."""
         stored = self._stored_answer(request_id, campaign_id)
         if stored is not None:
             return stored
         targets = list(dict.fromkeys(str(c) for c in customer_ids))
-        with PAUSED_COLLECTOR:
-            decisions, position = self._decide(campaign_id, targets, request_id, actor)
-            answer = _answer(decisions, position)
-            return self._keep_answer(request_id, campaign_id, answer)
+        try:
+            with PAUSED_COLLECTOR:
+                answer = self._decide(campaign_id, targets, request_id, actor)
+                return self._keep_answer(request_id, campaign_id, answer)
+        finally:
+            if len(targets) >= RELEASE_AFTER:
+                release_free_memory()
 
     def _decide(
         self, campaign_id: str, targets: list[str], request_id: str, actor: str | None
-    ) -> tuple[list[m.Decision], int]:
-        """Every target's decision, and the log position that has them all."""
+    ) -> bytes:
+        """Every target's decision, and the log position that has them all, as the
+        answer's JSON."""
         attempt = 0
         while True:
             attempt += 1
             head = self.platform.app.recorder.max_notification_id() or 0
             self.catch_up(head)
             now = datetime.now(UTC)
+            answer = Answer()
             with self.platform.db.transaction() as cur:
                 campaign = self.campaign(cur, campaign_id)
                 decided = self.decided(cur, campaign_id, targets)
+                for decision in decided.values():
+                    answer.add(decision)
                 undecided = [t for t in targets if t not in decided]
+                del decided
                 homes = dict(_rows(cur, SELECT_HOMES, undecided, tuples=True))
             plan = _Plan(campaign, request_id, actor, now)
             try:
-                fresh, last = self._record(plan, _lots(undecided, homes))
+                last = self._record(plan, _lots(undecided, homes), answer)
             except IntegrityError:
                 # Another plan took a slot or decided a target first: look again.
                 if attempt == MAX_ATTEMPTS:
@@ -419,14 +447,17 @@ class MailingPlanner:
                 log.info("mailing.plan_retry", attempt=attempt, campaign_id=campaign_id)
                 time.sleep(random.uniform(0.0, 0.02 * attempt))
                 continue
-            return [decided.get(t) or fresh[t] for t in targets], last or head
+            return answer.json(targets, last or head)
 
-    def _record(
-        self, plan: _Plan, lots: Iterable[list[str]]
-    ) -> tuple[dict[str, m.Decision], int]:
-        """Decides the targets a lot at a time (whole households), saving the pieces of
-        each lot while reading and deciding the next; then saves the suppressions,
-        which cite the pieces' positions."""
+    def _record(self, plan: _Plan, lots: Iterable[list[str]], answer: Answer) -> int:
+        """Decides the targets a lot at a time (whole households) into `answer`,
+        saving each lot's facts while reading and deciding the next; then saves
+        the suppressions that cite a piece of this plan, once its position is known.
+        Returns the last position saved.
+
+        Only those suppressions are held until the end, without their causes:
+        everything else a lot decided is saved and written into the answer as it
+        goes, so a plan's memory grows with its answer, not with its decisions."""
         campaign = plan.campaign
         facts = DecisionFacts(
             self.platform.app.mapper,
@@ -435,53 +466,75 @@ class MailingPlanner:
             plan.actor,
             plan.now.isoformat(),
         )
-        fresh: dict[str, m.Decision] = {}
+        piece_events: dict[str, str] = {}  # mailing_id -> its piece's event_id
+        piece_ids: set[str] = set()  # read by the saving thread
+        waiting: list[m.Decision] = []  # suppressed by a piece of this plan
+        last = 0
 
-        def pieces() -> Iterator[m.Decision]:
+        def decided() -> Iterator[m.Decision]:
             for lot in lots:
                 with self.platform.db.transaction() as cur:
                     people, joined = self.people(cur, campaign, lot)
                     households = self.households(
                         cur, campaign, joined, people.values(), plan.now
                     )
-                for decision in m.plan(campaign, lot, people, households, {}):
-                    fresh[decision.customer_id] = decision
+                decisions = m.plan(campaign, lot, people, households, {})
+                del people, households, joined
+                for decision in decisions:
                     if decision.outcome == m.SCHEDULED:
-                        yield decision
+                        assert decision.mailing_id is not None
+                        event_id = m.decision_event_id(
+                            campaign.campaign_id, decision.customer_id
+                        )
+                        piece_events[decision.mailing_id] = event_id
+                        piece_ids.add(event_id)
+                    elif decision.mailing_id is not None and not decision.caused_by:
+                        # suppressed by this lot's piece for the household
+                        waiting.append(decision)
+                        continue
+                    answer.add(decision)
+                    yield decision
+
+        def save_batch(batch: list[Fact]) -> dict[str, int]:
+            """Saves on the saving thread; keeps only the pieces' positions."""
+            nonlocal last
+            saved = save(recorder, batch)
+            last = max([last, *saved.values()])
+            return {e: p for e, p in saved.items() if e in piece_ids}
 
         recorder = self.platform.app.recorder
-        with OrderedSaves(lambda batch: save(recorder, batch)) as saves:
-            for batch in facts.batches(pieces()):
+        with OrderedSaves(save_batch) as saves:
+            for batch in facts.batches(decided()):
                 saves.submit(batch)
             positions = saves.positions()
-            piece_event = {
-                d.mailing_id: facts.event_ids[d.customer_id]
-                for d in fresh.values()
-                if d.outcome == m.SCHEDULED
-            }
-            suppressed = []
-            for d in fresh.values():
-                if d.outcome != m.SUPPRESSED:
-                    continue
-                if not d.caused_by and d.mailing_id in piece_event:
-                    event_id = piece_event[d.mailing_id]
+
+            def cited() -> Iterator[m.Decision]:
+                for d in waiting:
+                    assert d.mailing_id is not None
+                    event_id = piece_events[d.mailing_id]
                     cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
-                    d = m.Decision(**{**d.__dict__, "caused_by": (cause.as_json(),)})
-                    fresh[d.customer_id] = d
-                suppressed.append(d)
-            for batch in facts.batches(suppressed):
+                    suppressed = replace(d, caused_by=(cause.as_json(),))
+                    answer.add(suppressed)
+                    yield suppressed
+
+            for batch in facts.batches(cited()):
                 saves.submit(batch)
-            positions |= saves.positions()
-        return fresh, max(positions.values(), default=0)
+            saves.positions()
+        return last
 
     # answers -------------------------------------------------------------------
 
-    def _stored_answer(
-        self, request_id: str, campaign_id: str
-    ) -> dict[str, Any] | None:
+    def _stored_answer(self, request_id: str, campaign_id: str) -> bytes | None:
+        """The answer kept for `request_id`, as its JSON bytes."""
         with self.platform.db.transaction() as cur:
+            as_bytes = (
+                "CAST(response AS BLOB)"
+                if cur.sqlite
+                else "convert_to(response, 'UTF8')"
+            )
             row = cur.execute(
-                "SELECT campaign_id, response FROM mailing_plan_requests WHERE request_id = %s",
+                f"SELECT campaign_id, {as_bytes} AS response "
+                "FROM mailing_plan_requests WHERE request_id = %s",
                 (request_id,),
             ).fetchone()
         if row is None:
@@ -492,28 +545,25 @@ class MailingPlanner:
                 code="request_id_conflict",
                 field="request_id",
             )
-        answer: dict[str, Any] = orjson.loads(row["response"])
-        return answer
+        return bytes(row["response"])
 
-    def _keep_answer(
-        self, request_id: str, campaign_id: str, answer: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The first answer stored for a request_id wins (two copies may race here)."""
+    def _keep_answer(self, request_id: str, campaign_id: str, answer: bytes) -> bytes:
+        """The first answer stored for a request_id wins (two copies may race here).
+
+        The answer goes to the server as the bytes it was built in: decoding tens
+        of MB of mostly Chinese JSON into a Python str would take twice its size
+        again."""
         with self.platform.db.transaction() as cur:
             if self._lz4(cur):
                 # A large plan's answer is tens of MB: lz4 stores it in a quarter of
                 # the time pglz, the default, takes (reads decompress either).
                 cur.execute("SET LOCAL default_toast_compression = lz4")
+            as_text = "CAST(%s AS TEXT)" if cur.sqlite else "convert_from(%s, 'UTF8')"
             kept = cur.execute(
                 "INSERT INTO mailing_plan_requests (request_id, campaign_id, response, created_at) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING "
+                f"VALUES (%s, %s, {as_text}, %s) ON CONFLICT (request_id) DO NOTHING "
                 "RETURNING request_id",
-                (
-                    request_id,
-                    campaign_id,
-                    orjson.dumps(answer).decode(),
-                    datetime.now(UTC).isoformat(),
-                ),
+                (request_id, campaign_id, answer, datetime.now(UTC).isoformat()),
             ).fetchone()
         if kept is not None:
             return answer
@@ -534,30 +584,55 @@ class MailingPlanner:
         return self._has_lz4
 
 
-def _answer(decisions: list[m.Decision], position: int) -> dict[str, Any]:
-    return {
-        "scheduled": [
-            {
-                "mailing_id": d.mailing_id,
-                "household_id": d.household_id,
-                "customer_id": d.customer_id,
-                "address": d.address,
-            }
-            for d in decisions
-            if d.outcome == m.SCHEDULED
-        ],
-        "suppressed": [
-            {
-                "customer_id": d.customer_id,
-                "household_id": d.household_id,
-                "reason": d.reason,
-                "caused_by": list(d.caused_by),
-            }
-            for d in decisions
-            if d.outcome == m.SUPPRESSED
-        ],
-        "position": position,
-    }
+class Answer:
+    """A plan's answer, built a decision at a time as the JSON it is published in.
+
+    Each decision is kept only as its entry's JSON (a few hundred bytes), so the
+    answer costs about its own size; `json` puts the entries in the targets'
+    order, as `PlanResponse` has them."""
+
+    def __init__(self) -> None:
+        self._scheduled: dict[str, bytes] = {}
+        self._suppressed: dict[str, bytes] = {}
+
+    def add(self, d: m.Decision) -> None:
+        if d.outcome == m.SCHEDULED:
+            self._scheduled[d.customer_id] = _entry(
+                {
+                    "mailing_id": d.mailing_id,
+                    "household_id": d.household_id,
+                    "customer_id": d.customer_id,
+                    "address": d.address,
+                }
+            )
+        else:
+            self._suppressed[d.customer_id] = _entry(
+                {
+                    "customer_id": d.customer_id,
+                    "household_id": d.household_id,
+                    "reason": d.reason,
+                    "caused_by": list(d.caused_by),
+                }
+            )
+
+    def json(self, targets: Iterable[str], position: int) -> bytes:
+        scheduled, suppressed = self._scheduled, self._suppressed
+        order = list(targets)
+        return b"".join(
+            (
+                b'{"scheduled":[',
+                b",".join([scheduled[t] for t in order if t in scheduled]),
+                b'],"suppressed":[',
+                b",".join([suppressed[t] for t in order if t in suppressed]),
+                b'],"position":',
+                str(int(position)).encode(),
+                b"}",
+            )
+        )
+
+
+def _entry(value: dict[str, Any]) -> bytes:
+    return kept(orjson.dumps(value))
 
 
 def planner_of(platform: Platform) -> MailingPlanner:

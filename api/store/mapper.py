@@ -17,6 +17,7 @@ import orjson
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from api.store.json_bytes import kept
 from api.store.pending import PendingFact
 from api.store.transcoder import PASSTHROUGH
 from domain.events import Fact, FirstFact
@@ -80,10 +81,12 @@ class FactMapper(Mapper[UUID]):
         class_version = getattr(cls, "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
-        return orjson.dumps(
-            state,
-            default=self.transcoder._encode_obj,  # type: ignore[attr-defined]
-            option=PASSTHROUGH,
+        return kept(
+            orjson.dumps(
+                state,
+                default=self.transcoder._encode_obj,  # type: ignore[attr-defined]
+                option=PASSTHROUGH,
+            )
         )
 
     def _iso(self, timestamp: datetime) -> str:

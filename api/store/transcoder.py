@@ -13,6 +13,8 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import JSONTranscoder
 
+from api.store.json_bytes import kept
+
 # Datetimes, dataclasses and subclasses of str/int/dict/list must reach the
 # registered transcodings, as they do with the json module.
 PASSTHROUGH = (
@@ -24,10 +26,12 @@ PASSTHROUGH = (
 
 class OrjsonTranscoder(JSONTranscoder):
     def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(
-            _with_uuids_transcoded(obj, self._encode_obj),
-            default=self._encode_obj,
-            option=PASSTHROUGH,
+        return kept(
+            orjson.dumps(
+                _with_uuids_transcoded(obj, self._encode_obj),
+                default=self._encode_obj,
+                option=PASSTHROUGH,
+            )
         )
 
     def decode(self, data: bytes) -> Any:
