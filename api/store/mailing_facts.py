@@ -70,6 +70,7 @@ class DecisionFacts:
         self.request_id = request_id
         self.actor = actor
         self.occurred_at = occurred_at
+        self.piece_events: dict[str, str] = {}  # mailing_id -> its piece's event_id
         self._kinds = {outcome: _kind(*classes) for outcome, classes in KINDS.items()}
 
     def batches(
@@ -116,6 +117,7 @@ class DecisionFacts:
             "request_id": self.request_id,
         }
         if decision.outcome == m.SCHEDULED:
+            self.piece_events[str(decision.mailing_id)] = event_id
             data["mailing_id"] = decision.mailing_id
             data["address"] = decision.address
             slot_key = (
@@ -184,8 +186,9 @@ class OrderedSaves:
     def __init__(self, save_one: Callable[[list[Fact]], dict[str, int]]) -> None:
         self._save_one = save_one
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mailing-save")
-        self._pending: list[Future[dict[str, int]]] = []
+        self._pending: list[tuple[int, Future[dict[str, int]]]] = []
         self._failed = threading.Event()
+        self.submitted = 0  # batches submitted so far
 
     def __enter__(self) -> OrderedSaves:
         return self
@@ -202,10 +205,11 @@ class OrderedSaves:
 
     def submit(self, batch: list[Fact]) -> None:
         """Queues a save; waits first while AHEAD saves are still to be done."""
-        unfinished = [f for f in self._pending if not f.done()]
+        unfinished = [f for _, f in self._pending if not f.done()]
         if len(unfinished) >= AHEAD:
             wait(unfinished[: len(unfinished) - AHEAD + 1])
-        self._pending.append(self._pool.submit(self._run, batch))
+        self._pending.append((self.submitted, self._pool.submit(self._run, batch)))
+        self.submitted += 1
 
     def _run(self, batch: list[Fact]) -> dict[str, int]:
         if self._failed.is_set():
@@ -216,16 +220,19 @@ class OrderedSaves:
             self._failed.set()
             raise
 
-    def positions(self) -> dict[str, int]:
-        """Waits for every batch submitted so far: event_id -> position."""
+    def positions(self, through: int | None = None) -> dict[str, int]:
+        """Waits for the batches submitted so far (the first `through` of all,
+        when given) and not waited for yet: event_id -> position."""
+        limit = self.submitted if through is None else through
+        waited = [future for index, future in self._pending if index < limit]
+        self._pending = [(i, f) for i, f in self._pending if i >= limit]
         positions: dict[str, int] = {}
         error: BaseException | None = None
-        for future in self._pending:
+        for future in waited:
             try:
                 positions |= future.result()
             except BaseException as failed:
                 error = error or failed
-        self._pending.clear()
         if error is not None:
             raise error
         return positions

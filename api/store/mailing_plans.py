@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ import orjson
 import psycopg
 import structlog
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from api.bootstrap import Platform
 from api.memory import release_free_memory
@@ -451,13 +452,14 @@ class MailingPlanner:
 
     def _record(self, plan: _Plan, lots: Iterable[list[str]], answer: Answer) -> int:
         """Decides the targets a lot at a time (whole households) into `answer`,
-        saving each lot's facts while reading and deciding the next; then saves
-        the suppressions that cite a piece of this plan, once its position is known.
-        Returns the last position saved.
+        saving each lot's facts while reading and deciding the next. Returns the
+        last position saved.
 
-        Only those suppressions are held until the end, without their causes:
-        everything else a lot decided is saved and written into the answer as it
-        goes, so a plan's memory grows with its answer, not with its decisions."""
+        A target suppressed because its household got this plan's piece cites
+        that piece's stored event and position: those suppressions wait for
+        their lot's pieces to be saved, and are saved after the next lot's
+        pieces. Everything a lot decided is written into the answer as it goes,
+        so a plan's memory grows with its answer, not with its decisions."""
         campaign = plan.campaign
         facts = DecisionFacts(
             self.platform.app.mapper,
@@ -466,61 +468,72 @@ class MailingPlanner:
             plan.actor,
             plan.now.isoformat(),
         )
-        piece_events: dict[str, str] = {}  # mailing_id -> its piece's event_id
-        piece_ids: set[str] = set()  # read by the saving thread
-        waiting: list[m.Decision] = []  # suppressed by a piece of this plan
+        recorder = self.platform.app.recorder
+        piece_topic = get_topic(m.MailingScheduled)
         last = 0
-
-        def decided() -> Iterator[m.Decision]:
-            for lot in lots:
-                with self.platform.db.transaction() as cur:
-                    people, joined = self.people(cur, campaign, lot)
-                    households = self.households(
-                        cur, campaign, joined, people.values(), plan.now
-                    )
-                decisions = m.plan(campaign, lot, people, households, {})
-                del people, households, joined
-                for decision in decisions:
-                    if decision.outcome == m.SCHEDULED:
-                        assert decision.mailing_id is not None
-                        event_id = m.decision_event_id(
-                            campaign.campaign_id, decision.customer_id
-                        )
-                        piece_events[decision.mailing_id] = event_id
-                        piece_ids.add(event_id)
-                    elif decision.mailing_id is not None and not decision.caused_by:
-                        # suppressed by this lot's piece for the household
-                        waiting.append(decision)
-                        continue
-                    answer.add(decision)
-                    yield decision
 
         def save_batch(batch: list[Fact]) -> dict[str, int]:
             """Saves on the saving thread; keeps only the pieces' positions."""
             nonlocal last
             saved = save(recorder, batch)
             last = max([last, *saved.values()])
-            return {e: p for e, p in saved.items() if e in piece_ids}
+            return {
+                event_id: saved[event_id]
+                for stored, event_id, _ in batch
+                if stored.topic == piece_topic
+            }
 
-        recorder = self.platform.app.recorder
+        def cite(waiting: list[m.Decision], through: int) -> None:
+            """Saves `waiting` once the first `through` saves, which hold their
+            pieces, are done."""
+            positions = saves.positions(through)
+            cited = [
+                _citing(d, facts.piece_events[str(d.mailing_id)], positions)
+                for d in waiting
+            ]
+            for d in cited:
+                answer.add(d)
+            for batch in facts.batches(cited):
+                saves.submit(batch)
+
         with OrderedSaves(save_batch) as saves:
-            for batch in facts.batches(decided()):
-                saves.submit(batch)
-            positions = saves.positions()
-
-            def cited() -> Iterator[m.Decision]:
-                for d in waiting:
-                    assert d.mailing_id is not None
-                    event_id = piece_events[d.mailing_id]
-                    cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
-                    suppressed = replace(d, caused_by=(cause.as_json(),))
-                    answer.add(suppressed)
-                    yield suppressed
-
-            for batch in facts.batches(cited()):
-                saves.submit(batch)
+            earlier: tuple[list[m.Decision], int] | None = None
+            for lot in lots:
+                waiting: list[m.Decision] = []
+                decided = self._decide_lot(plan, lot, answer, waiting)
+                for batch in facts.batches(decided):
+                    saves.submit(batch)
+                if earlier is not None:
+                    cite(*earlier)
+                earlier = (waiting, saves.submitted)
+            if earlier is not None:
+                cite(*earlier)
             saves.positions()
         return last
+
+    def _decide_lot(
+        self, plan: _Plan, lot: list[str], answer: Answer, waiting: list[m.Decision]
+    ) -> list[m.Decision]:
+        """The lot's decisions to save now (also written into `answer`); those
+        that must cite a piece of this plan go to `waiting` instead."""
+        campaign = plan.campaign
+        with self.platform.db.transaction() as cur:
+            people, joined = self.people(cur, campaign, lot)
+            households = self.households(
+                cur, campaign, joined, people.values(), plan.now
+            )
+        now: list[m.Decision] = []
+        for decision in m.plan(campaign, lot, people, households, {}):
+            if (
+                decision.outcome == m.SUPPRESSED
+                and decision.mailing_id is not None
+                and not decision.caused_by
+            ):
+                waiting.append(decision)  # suppressed by the household's piece
+            else:
+                answer.add(decision)
+                now.append(decision)
+        return now
 
     # answers -------------------------------------------------------------------
 
@@ -629,6 +642,23 @@ class Answer:
                 b"}",
             )
         )
+
+
+def _citing(d: m.Decision, event_id: str, positions: dict[str, int]) -> m.Decision:
+    """`d` with the stored piece that suppressed it as its cause."""
+    cause = {
+        "event_id": event_id,
+        "type": "MailingScheduled",
+        "position": positions[event_id],
+    }
+    return m.Decision(
+        customer_id=d.customer_id,
+        outcome=d.outcome,
+        reason=d.reason,
+        household_id=d.household_id,
+        mailing_id=d.mailing_id,
+        caused_by=(cause,),
+    )
 
 
 def _entry(value: dict[str, Any]) -> bytes:
