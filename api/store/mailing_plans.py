@@ -69,12 +69,17 @@ SELECT_SCHEDULED = (
     "SELECT household_id, event_id, position FROM mailing_decisions "
     "WHERE campaign_id = %s AND outcome = 'scheduled' AND household_id IN {ids}"
 )
+# Only the pieces a decision looks at: this campaign's, and those of its purpose
+# within its frequency cap's window (none when it has no cap: the window's start
+# is NULL). The members' whole mailing history would grow with every campaign.
 SELECT_MEMBER_PIECES = (
     "SELECT m.household_id, p.campaign_id, p.purpose, p.scheduled_event_id, "
     "p.scheduled_position, p.scheduled_at, p.sent_event_id, p.sent_position, "
     "p.sent_at FROM household_people m "
     "JOIN mailing_pieces p ON p.customer_id = m.customer_id "
-    "WHERE m.household_id IN {ids}"
+    "WHERE (p.campaign_id = %s "
+    "OR (p.purpose = %s AND coalesce(p.scheduled_at, p.sent_at) >= %s)) "
+    "AND m.household_id IN {ids}"
 )
 SELECT_MEMBER_RETURNS = (
     "SELECT m.household_id, r.event_id, r.position FROM household_people m "
@@ -343,7 +348,14 @@ class MailingPlanner:
             else (now - timedelta(days=campaign.cap_days)).isoformat()
         )
         recent: dict[str, list[m.Cause]] = {}
-        for r in _rows(cur, SELECT_MEMBER_PIECES, ids):
+        for r in _rows(
+            cur,
+            SELECT_MEMBER_PIECES,
+            ids,
+            campaign.campaign_id,
+            campaign.purpose,
+            cutoff,
+        ):
             household = r["household_id"]
             first = (
                 _cause(
