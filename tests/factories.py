@@ -79,3 +79,27 @@ def campaign_launched(
             "purpose": "marketing",
         },
     )
+
+
+def registered_fact(customer_id: str = "x", actor: str | None = None) -> Any:
+    """A stored-shape `CustomerRegistered` fact (the library event), as a
+    Customer aggregate's first event."""
+    from datetime import UTC, datetime
+
+    from domain.customer import CustomerRegistered
+
+    return CustomerRegistered(
+        originator_id=uuid.uuid4(),
+        originator_version=1,
+        timestamp=datetime.now(UTC),
+        originator_topic="crm.aggregate.Customer",
+        event_id=new_id(),
+        occurred_at="2025-03-01T10:00:00+08:00",
+        source="branch:BJ001",
+        actor=actor,
+        data={
+            "customer_id": customer_id,
+            "name": "张伟",
+            "address": {"line": "上海市黄浦区南京东路1号"},
+        },
+    )

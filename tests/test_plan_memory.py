@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import tracemalloc
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,8 +20,7 @@ from api.store.mailing_plans import Answer, _lots
 from api.store.mapper import FactMapper
 from api.store.transcoder import OrjsonTranscoder
 from domain import mailing as m
-from domain.customer import CustomerRegistered
-from tests.factories import new_id
+from tests.factories import new_id, registered_fact
 
 
 def held_bytes(make: Any, count: int = 2000) -> float:
@@ -38,24 +36,6 @@ def held_bytes(make: Any, count: int = 2000) -> float:
     return (after - before) / count
 
 
-def registered_event(i: int) -> CustomerRegistered:
-    return CustomerRegistered(
-        originator_id=uuid.uuid4(),
-        originator_version=1,
-        timestamp=datetime.now(UTC),
-        originator_topic="crm.aggregate.Customer",
-        event_id=str(uuid.uuid4()),
-        occurred_at="2025-03-01T10:00:00+08:00",
-        source="branch:BJ001",
-        actor="officer:王芳",
-        data={
-            "customer_id": str(i),
-            "name": "张伟",
-            "address": {"line": "上海市黄浦区南京东路1号"},
-        },
-    )
-
-
 def test_kept_bytes_are_equal_and_take_about_their_size() -> None:
     value = {"customer_id": new_id(), "address": {"line": "北京市朝阳区建国路88号"}}
     encoded = orjson.dumps(value)
@@ -66,9 +46,9 @@ def test_kept_bytes_are_equal_and_take_about_their_size() -> None:
 
 def test_stored_events_hold_about_their_size() -> None:
     mapper = FactMapper(transcoder=OrjsonTranscoder())
-    size = len(mapper.to_stored_event(registered_event(0)).state)
+    size = len(mapper.to_stored_event(registered_fact("0")).state)
 
-    held = held_bytes(lambda i: mapper.to_stored_event(registered_event(i)).state)
+    held = held_bytes(lambda i: mapper.to_stored_event(registered_fact(str(i))).state)
     encoded = held_bytes(lambda i: mapper.transcoder.encode({"n": i, "pad": "x" * 300}))
 
     assert held < size + 100

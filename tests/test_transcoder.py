@@ -11,6 +11,7 @@ from eventsourcing.persistence import JSONTranscoder
 
 from api.store.transcoder import OrjsonTranscoder
 from domain.customer import CustomerRegistered
+from tests.factories import registered_fact
 
 
 def transcoders() -> tuple[JSONTranscoder, OrjsonTranscoder]:
@@ -44,21 +45,7 @@ def test_same_bytes_and_same_values_both_ways() -> None:
 
 def test_stored_facts_round_trip() -> None:
     _plain, fast = transcoders()
-    fact = CustomerRegistered(
-        originator_id=uuid.uuid4(),
-        originator_version=1,
-        timestamp=datetime.now(UTC),
-        originator_topic="crm.aggregate.Customer",
-        event_id=str(uuid.uuid4()),
-        occurred_at="2025-03-01T10:00:00+08:00",
-        source="branch:BJ001",
-        actor=None,
-        data={
-            "customer_id": "x",
-            "name": "张伟",
-            "address": {"line": "上海市黄浦区南京东路1号"},
-        },
-    )
+    fact = registered_fact()
     state = dict(vars(fact))
     assert fast.decode(fast.encode(state)) == state
 
