@@ -47,7 +47,7 @@ def _uuid_text(value: str) -> str:
     """A UUID's canonical text; the posted string itself when it already is.
 
     Targets stay strings: validated into UUID objects and turned back into
-    strings, 100,000 targets took 35 MB more of the web process's memory."""
+    strings, parsing a 100,000-target body took 63 MB of RSS instead of 9."""
     try:
         canonical = str(UUID(value))
     except ValueError:
