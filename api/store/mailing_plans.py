@@ -421,7 +421,7 @@ class MailingPlanner:
         stored = self._stored_answer(request_id, campaign_id)
         if stored is not None:
             return stored
-        targets = list(dict.fromkeys(str(c) for c in customer_ids))
+        targets = list(dict.fromkeys(customer_ids))
         try:
             with PAUSED_COLLECTOR:
                 answer = self._decide(campaign_id, targets, request_id, actor)
@@ -640,15 +640,14 @@ class Answer:
                 }
             )
 
-    def json(self, targets: Iterable[str], position: int) -> bytes:
+    def json(self, targets: Sequence[str], position: int) -> bytes:
         scheduled, suppressed = self._scheduled, self._suppressed
-        order = list(targets)
         return b"".join(
             (
                 b'{"scheduled":[',
-                b",".join([scheduled[t] for t in order if t in scheduled]),
+                b",".join([scheduled[t] for t in targets if t in scheduled]),
                 b'],"suppressed":[',
-                b",".join([suppressed[t] for t in order if t in suppressed]),
+                b",".join([suppressed[t] for t in targets if t in suppressed]),
                 b'],"position":',
                 str(int(position)).encode(),
                 b"}",
