@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
 import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder, Notification
 from eventsourcing.utils import resolve_topic
 
+from api.store.recorders import LogRow
 from domain.events import TYPE_BY_TOPIC, event_type
 
 # How a transcoded value starts in stored JSON (the timestamp is one).
 _TRANSCODED = b'"_type_"'
 
 
-@dataclass(frozen=True)
-class EventRecord:
+class EventRecord(NamedTuple):
+    """A named tuple, not a frozen dataclass: a frozen dataclass's `__init__` sets
+    each field through `object.__setattr__`, which was 8 % of a rebuild's CPU
+    (py-spy); a tuple is built in one step and is just as immutable."""
+
     position: int
     event_id: str
     type: str
@@ -31,8 +35,32 @@ class EventRecord:
 
 
 def decode(app: Application[Any], notification: Notification) -> EventRecord:
-    plain = _decode_plain(app, notification)
+    row = (
+        notification.id,
+        str(notification.originator_id),
+        notification.originator_version,
+        notification.topic,
+        notification.state,
+    )
+    plain = _decode_plain(app, row)
     return plain if plain is not None else _decode_mapped(app, notification)
+
+
+def decode_row(app: Application[Any], row: LogRow) -> EventRecord:
+    """`decode` of a row as `select_log_rows` reads it; a Notification is built
+    only for the rare event that needs the library's mapper."""
+    plain = _decode_plain(app, row)
+    if plain is not None:
+        return plain
+    position, stream_id, version, topic, state = row
+    notification = Notification(
+        id=position,
+        originator_id=UUID(stream_id),
+        originator_version=version,
+        topic=topic,
+        state=state,
+    )
+    return _decode_mapped(app, notification)
 
 
 def _decode_mapped(app: Application[Any], notification: Notification) -> EventRecord:
@@ -51,16 +79,14 @@ def _decode_mapped(app: Application[Any], notification: Notification) -> EventRe
     )
 
 
-def _decode_plain(
-    app: Application[Any], notification: Notification
-) -> EventRecord | None:
+def _decode_plain(app: Application[Any], row: LogRow) -> EventRecord | None:
     """The common case read straight from the stored JSON, without building the
     domain event: plain JSON state, the class's current version, and no
     transcoded value but the timestamp (whose stored text is its isoformat).
     Anything else (a cipher, an upcast, another transcoded value) is None and
     goes through the library's mapper."""
+    position, stream_id, version, topic, state = row
     mapper = app.mapper
-    state = notification.state
     if (
         mapper.cipher is not None
         or mapper.compressor is not None
@@ -69,7 +95,7 @@ def _decode_plain(
     ):
         return None
     values = orjson.loads(state)
-    cls = resolve_topic(notification.topic)
+    cls = resolve_topic(topic)
     stamp = values.get("timestamp")
     if (
         values.get("class_version", 1) != getattr(cls, "class_version", 1)
@@ -79,14 +105,14 @@ def _decode_plain(
     ):
         return None
     return EventRecord(
-        position=notification.id,
-        event_id=values["event_id"],
-        type=TYPE_BY_TOPIC[cls.TOPIC],
-        occurred_at=values["occurred_at"],
-        recorded_at=stamp["_data_"],
-        source=values["source"],
-        actor=values["actor"],
-        data=values["data"],
-        stream_id=str(notification.originator_id),
-        stream_version=notification.originator_version,
+        position,
+        values["event_id"],
+        TYPE_BY_TOPIC[cls.TOPIC],
+        values["occurred_at"],
+        stamp["_data_"],
+        values["source"],
+        values["actor"],
+        values["data"],
+        stream_id,
+        version,
     )

@@ -11,15 +11,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import structlog
 from eventsourcing.application import Application
 
 from api.store.database import Cursor, Database, DatabaseUnavailable
+from api.store.recorders import ReadsLogRows
 from projections.base import Projection, ReadsAhead
-from projections.records import EventRecord, decode
+from projections.records import EventRecord, decode_row
 
 log = structlog.get_logger("crm.projections")
 
@@ -247,14 +248,14 @@ class ProjectionRunner:
     def _read_page(self, start: int, size: int) -> list[EventRecord]:
         """The next `size` events after `start`, read a thousand at a time: the
         stored rows take more memory than the records, and only while decoded."""
+        log = cast(ReadsLogRows, self.app.recorder)
+        app = self.app
         records: list[EventRecord] = []
         while len(records) < size:
             limit = min(READ_ROWS, size - len(records))
-            notifications = self.app.recorder.select_notifications(
-                start, limit, inclusive_of_start=False
-            )
-            records += [decode(self.app, n) for n in notifications]
-            if len(notifications) < limit:
+            rows = log.select_log_rows(start, limit)
+            records += [decode_row(app, row) for row in rows]
+            if len(rows) < limit:
                 break
             start = records[-1].position
         return records

@@ -6,7 +6,7 @@ import json
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
@@ -17,8 +17,10 @@ from api.settings import Settings
 from api.store.chain import GENESIS, link
 from api.store.ingest import BatchRejected
 from api.store.migrate import apply_migrations
+from api.store.recorders import ReadsLogRows
 from domain.account import Account
 from domain.customer import Customer
+from projections.records import decode, decode_row
 from tests.factories import account_opened, envelope, new_id, registered
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -203,6 +205,31 @@ def test_frozen_v1_stored_events_still_load(platform: Platform) -> None:
         },
     )
     assert platform.ingestor.ingest([moved], atomic=True).outcomes[0].status == "stored"
+
+
+def test_the_views_read_of_the_log_decodes_as_the_librarys_does(
+    platform: Platform,
+) -> None:
+    """The rows the views read (`select_log_rows`, decoded from the stored JSON,
+    or through the mapper for an old version) equal the library's notifications
+    decoded event by event: the frozen v1 events are upcast on both paths."""
+    frozen = load_frozen(platform)
+    customer = registered()
+    platform.ingestor.ingest(
+        [customer, account_opened(customer["data"]["customer_id"])], atomic=True
+    )
+    app = platform.app
+    recorder = cast(ReadsLogRows, app.recorder)
+    by_rows = [decode_row(app, row) for row in recorder.select_log_rows(0, 100)]
+    by_library = [decode(app, n) for n in app.recorder.select_notifications(1, 100)]
+    assert by_rows == by_library
+    assert len(by_rows) == len(frozen) + 2
+    assert by_rows[0].stream_id == frozen[0]["originator_id"]
+    assert by_rows[0].data["address"]["country"] == "CN"  # added by the upcaster
+    assert "country" not in frozen[0]["state"]["data"]["address"]
+    assert recorder.select_log_rows(by_rows[-2].position, 100) == [
+        recorder.select_log_rows(0, 100)[-1]
+    ]
 
 
 def test_positions_follow_the_order_events_were_posted_in(platform: Platform) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
@@ -28,6 +28,21 @@ from psycopg.sql import SQL, Identifier, Literal
 from api.store.chain import GENESIS, link
 
 EventLog = dict[tuple[Any, int], tuple[str, bytes]]
+
+LogRow = tuple[int, str, int, str, bytes]
+"""A stored event as the views read it: position, stream id (text), stream
+version, topic and state."""
+
+
+class ReadsLogRows(Protocol):
+    """The log read for the views: plain rows, none of the library's
+    `Notification` objects, UUIDs or dict rows, which were a fifth of a
+    rebuild's CPU (py-spy) before the events were even decoded."""
+
+    def select_log_rows(self, after: int, limit: int) -> list[LogRow]:
+        """Up to `limit` stored events after position `after`, in order."""
+        ...
+
 
 SELECT_HEAD = "SELECT chain_hash FROM crm_event_log ORDER BY position DESC LIMIT 1"
 
@@ -85,6 +100,10 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
             "FROM STDIN (FORMAT BINARY)"
         ).format(table)
         qualified = f"{self.datastore.schema}.{self.events_table_name}"
+        self.select_log_rows_statement = SQL(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            "FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(table)
         # One round trip opens a save: the transaction, the library's lock
         # (with its timeout) and notify, the chain's head, and the ids taken.
         # Sent as one simple query, they cost one wait for the server instead
@@ -157,6 +176,20 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
         previous = bytes(head) if head is not None else GENESIS
         return previous, range(last - count + 1, last + 1)
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_log_rows(self, after: int, limit: int) -> list[LogRow]:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(
+                self.select_log_rows_statement,
+                (after, limit),
+                prepare=True,
+                binary=True,
+            )
+            return curs.fetchall()
+
 
 EVENT_COLUMN_TYPES = ["uuid", "int8", "text", "bytea", "int8"]
 LOG_COLUMN_TYPES = ["int8", "uuid", "bytea", "bytea"]
@@ -181,3 +214,15 @@ class SQLiteCrmRecorder(SQLiteApplicationRecorder):
             rows,
         )
         return positions
+
+    def select_log_rows(self, after: int, limit: int) -> list[LogRow]:
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, (after, limit))
+            return [
+                (row[0], str(UUID(row[1])), row[2], row[3], row[4])
+                for row in c.fetchall()
+            ]
