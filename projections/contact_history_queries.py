@@ -10,6 +10,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from api.store.database import Cursor
@@ -26,7 +27,17 @@ class InvalidCursor(ValueError):
 
 def utc_text(value: str | datetime) -> str:
     """An aware time as fixed-width UTC ISO text, so it sorts as text on both backends."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return _utc_text_of(value)
+    return _fixed_width_utc(value, value)
+
+
+@lru_cache(maxsize=16384)  # statements and balances of one run share their times
+def _utc_text_of(text: str) -> str:
+    return _fixed_width_utc(datetime.fromisoformat(text), text)
+
+
+def _fixed_width_utc(moment: datetime, value: str | datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"time {value!s} has no UTC offset")
     return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -8,8 +8,6 @@ view never depends on how far the households view has got.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -17,6 +15,7 @@ import orjson
 from api.store.database import Cursor
 from projections.batch import Bulk, Statements, Writes
 from projections.records import EventRecord
+from projections.service_values import utc_text
 
 INSERT_CAMPAIGN = """
 INSERT INTO mailing_campaigns (campaign_id, name, channel, purpose, one_per_household,
@@ -124,14 +123,6 @@ SELECT p.*, (SELECT m.household_id FROM household_memberships m
 FROM mailing_pieces p WHERE p.campaign_id = %s
 ORDER BY COALESCE(p.scheduled_position, p.sent_position), p.mailing_id
 """
-
-
-@lru_cache(maxsize=1024)  # a plan's decisions all share one occurred_at
-def utc_text(moment: str) -> str:
-    parsed = datetime.fromisoformat(moment)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat()
 
 
 def _dumps(value: Any) -> str:

@@ -31,6 +31,13 @@ READ_ROWS = 1000  # stored events per query
 WAIT_STEP_SECONDS = 0.02
 
 
+def _after(records: list[EventRecord], position: int) -> list[EventRecord]:
+    """The records past `position`: usually all of them (no copy)."""
+    if not records or records[0].position > position:
+        return records
+    return [r for r in records if r.position > position]
+
+
 class PositionMoved(Exception):
     """Another runner advanced this projection concurrently; this one backs off."""
 
@@ -270,11 +277,7 @@ class ProjectionRunner:
         pages = [
             (projection, unseen)
             for projection in projections
-            if (
-                unseen := [
-                    r for r in records if r.position > positions[projection.name]
-                ]
-            )
+            if (unseen := _after(records, positions[projection.name]))
         ]
         with self.db.transaction(pipeline=True) as cur:
             # Every read of the page first: a read waits for the writes sent before it.
