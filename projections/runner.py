@@ -255,12 +255,12 @@ class ProjectionRunner:
     def _read_page(self, start: int, size: int) -> list[EventRecord]:
         """The next `size` events after `start`, read a thousand at a time: the
         stored rows take more memory than the records, and only while decoded."""
-        log = cast(ReadsLogRows, self.app.recorder)
+        reader = cast(ReadsLogRows, self.app.recorder)
         app = self.app
         records: list[EventRecord] = []
         while len(records) < size:
             limit = min(READ_ROWS, size - len(records))
-            rows = log.select_log_rows(start, limit)
+            rows = reader.select_log_rows(start, limit)
             records += [decode_row(app, row) for row in rows]
             if len(rows) < limit:
                 break
