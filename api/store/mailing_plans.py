@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -657,19 +657,8 @@ class Answer:
 
 def _citing(d: m.Decision, event_id: str, positions: dict[str, int]) -> m.Decision:
     """`d` with the stored piece that suppressed it as its cause."""
-    cause = {
-        "event_id": event_id,
-        "type": "MailingScheduled",
-        "position": positions[event_id],
-    }
-    return m.Decision(
-        customer_id=d.customer_id,
-        outcome=d.outcome,
-        reason=d.reason,
-        household_id=d.household_id,
-        mailing_id=d.mailing_id,
-        caused_by=(cause,),
-    )
+    cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
+    return replace(d, caused_by=(cause.as_json(),))
 
 
 def _entry(value: dict[str, Any]) -> bytes:
