@@ -21,7 +21,7 @@ def test_shares_hold_every_view_once_and_balance_the_cost() -> None:
         assert sorted(n for g in groups for n in g) == sorted(names)
         assert len(groups) == min(jobs, len(names))
     two = [sum(COST[n] for n in g) for g in shares(names, 2)]
-    assert max(two) - min(two) <= 1.0
+    assert max(two) - min(two) <= 0.1 * sum(COST.values())
     assert shares(["a_new_view"], 4) == [["a_new_view"]]
 
 
