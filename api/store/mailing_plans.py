@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -658,7 +658,7 @@ class Answer:
 def _citing(d: m.Decision, event_id: str, positions: dict[str, int]) -> m.Decision:
     """`d` with the stored piece that suppressed it as its cause."""
     cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
-    return replace(d, caused_by=(cause.as_json(),))
+    return d._replace(caused_by=(cause.as_json(),))
 
 
 def _entry(value: dict[str, Any]) -> bytes:
