@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from projections.batch import Bulk
 
-PERSON_COLUMNS = (
-    "customer_id, address, address_key, national_id_hash, branch_code, region_code, "
-    "deceased, merged_into, registered_position, head_designated_position, "
-    "balance_cents, household_id"
+PERSON_COLUMN_NAMES = (
+    "customer_id",
+    "address",
+    "address_key",
+    "national_id_hash",
+    "branch_code",
+    "region_code",
+    "deceased",
+    "merged_into",
+    "registered_position",
+    "head_designated_position",
+    "balance_cents",
+    "household_id",
 )
+PERSON_COLUMNS = ", ".join(PERSON_COLUMN_NAMES)
 
 PEOPLE_IN = (
     f"SELECT {PERSON_COLUMNS} FROM household_people WHERE customer_id IN {{ids}}"

@@ -11,7 +11,7 @@ this page writes these tables during its transaction.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from api.store.database import Cursor
@@ -20,6 +20,9 @@ from projections.address_key import address_key
 from projections.batch import Writes, rows_in
 from projections.household_graph import Person
 from projections.records import EventRecord
+
+# Where household_id is in a row of `sql.PERSON_COLUMNS`.
+PERSON_HOUSEHOLD = sql.PERSON_COLUMN_NAMES.index("household_id")
 
 # Columns of household_people a person can be looked up by (besides its id).
 INDEXED = ("address_key", "national_id_hash", "household_id", "merged_into")
@@ -31,21 +34,36 @@ class Relation(NamedTuple):
     position: int
 
 
-def _row_person(row: dict[str, Any]) -> Person:
-    head = row["head_designated_position"]
+def _row_person(row: Sequence[Any]) -> Person:
+    """A person from a row of `sql.PERSON_COLUMNS`, read as a tuple (the
+    columns are `Person`'s fields in their order; a test holds them so)."""
+    (
+        customer_id,
+        address,
+        key,
+        national_id_hash,
+        branch_code,
+        region_code,
+        deceased,
+        merged_into,
+        registered_position,
+        head,
+        balance_cents,
+        household_id,
+    ) = row
     return Person(
-        customer_id=str(row["customer_id"]),
-        address=str(row["address"]),
-        address_key=str(row["address_key"]),
-        national_id_hash=row["national_id_hash"],
-        branch_code=str(row["branch_code"]),
-        region_code=row["region_code"],
-        deceased=bool(row["deceased"]),
-        merged_into=row["merged_into"],
-        registered_position=int(row["registered_position"]),
+        customer_id=str(customer_id),
+        address=str(address),
+        address_key=str(key),
+        national_id_hash=national_id_hash,
+        branch_code=str(branch_code),
+        region_code=region_code,
+        deceased=bool(deceased),
+        merged_into=merged_into,
+        registered_position=int(registered_position),
         head_designated_position=None if head is None else int(head),
-        balance_cents=int(row["balance_cents"]),
-        household_id=row["household_id"],
+        balance_cents=int(balance_cents),
+        household_id=household_id,
     )
 
 
@@ -80,12 +98,13 @@ class HouseholdStore:
 
     # people ------------------------------------------------------------------
 
-    def _know(self, row: dict[str, Any]) -> None:
-        customer_id = str(row["customer_id"])
-        if customer_id in self._people:
-            return  # the page's own version is newer
+    def _know(self, row: Sequence[Any]) -> None:
+        """Keeps the person of a `sql.PERSON_COLUMNS` row unless the page already
+        has them (its own version is newer)."""
+        if str(row[0]) in self._people:
+            return
         person = _row_person(row)
-        self._people[customer_id] = person
+        self._people[person.customer_id] = person
         self._add_to_index(person)
 
     def _add_to_index(self, person: Person) -> None:
@@ -104,7 +123,7 @@ class HouseholdStore:
         missing = {c for c in customer_ids if c not in self._people}
         if not missing:
             return
-        for row in rows_in(self.cur, sql.PEOPLE_IN, missing):
+        for row in rows_in(self.cur, sql.PEOPLE_IN, missing, tuples=True):
             self._know(row)
         for customer_id in missing:
             self._people.setdefault(customer_id, None)
@@ -114,11 +133,14 @@ class HouseholdStore:
         missing = {c for c in customer_ids if c not in self._people}
         if not missing:
             return
-        rows = rows_in(self.cur, sql.PEOPLE_AND_HOUSEMATES, missing, repeat=2)
+        rows = rows_in(
+            self.cur, sql.PEOPLE_AND_HOUSEMATES, missing, repeat=2, tuples=True
+        )
         for row in rows:
             self._know(row)
-            if row["customer_id"] in missing and row["household_id"] is not None:
-                self._complete["household_id"].add(row["household_id"])
+            customer_id, household_id = row[0], row[PERSON_HOUSEHOLD]
+            if customer_id in missing and household_id is not None:
+                self._complete["household_id"].add(household_id)
         for customer_id in missing:
             self._people.setdefault(customer_id, None)
 
@@ -131,7 +153,9 @@ class HouseholdStore:
         """Ids of everyone (live or merged) whose `column` is one of `values`."""
         missing = {v for v in values if v not in self._complete[column]}
         if missing:
-            for row in rows_in(self.cur, sql.PEOPLE_WHERE[column], missing):
+            for row in rows_in(
+                self.cur, sql.PEOPLE_WHERE[column], missing, tuples=True
+            ):
                 self._know(row)
             self._complete[column] |= missing
         found: set[str] = set()
@@ -218,7 +242,7 @@ class HouseholdStore:
         if not missing:
             return
         for row in rows_in(self.cur, sql.HOUSEHOLDS_IN, missing):
-            self._households[row["household_id"]] = dict(row)
+            self._households[row["household_id"]] = row  # a new dict, ours to change
             self._stored_households.add(row["household_id"])
         for household_id in missing:
             self._households.setdefault(household_id, None)
@@ -280,7 +304,7 @@ class HouseholdStore:
         if not missing:
             return
         for row in rows_in(self.cur, sql.ACCOUNTS_IN, missing):
-            self._accounts[row["account_id"]] = dict(row)
+            self._accounts[row["account_id"]] = row  # a new dict, ours to change
         for account_id in missing:
             self._accounts.setdefault(account_id, None)
 
@@ -329,8 +353,10 @@ class HouseholdStore:
         (column "customer_id") for every given value."""
         missing = {v for v in values if v not in self._holders_read[column]}
         if missing:
-            for row in rows_in(self.cur, sql.HOLDERS_WHERE[column], missing):
-                self._add_holder(str(row["account_id"]), str(row["customer_id"]))
+            for account_id, customer_id in rows_in(
+                self.cur, sql.HOLDERS_WHERE[column], missing, tuples=True
+            ):
+                self._add_holder(str(account_id), str(customer_id))
             self._holders_read[column] |= missing
         index = self._holders[column]
         return {value: set(index.get(value, ())) for value in values}

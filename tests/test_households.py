@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 
 from api.bootstrap import Platform
 from projections.customers import CustomersProjection
+from projections.household_graph import Person
+from projections.household_sql import PERSON_COLUMN_NAMES
 from projections.households import (
     HouseholdsProjection,
     get_household,
@@ -373,3 +376,8 @@ def test_a_leftover_customer_sharing_address_and_national_id_links_the_mover(
     assert _groups(hh, [leftover, c[1], c[2], c[3], c[5]]) == sorted(
         sorted(g) for g in ({leftover, c[1], c[2], c[3]}, {c[5]})
     )
+
+
+def test_a_person_row_is_read_in_the_order_of_the_persons_fields() -> None:
+    # The store reads people as tuples and builds each positionally.
+    assert tuple(f.name for f in dataclasses.fields(Person)) == PERSON_COLUMN_NAMES
