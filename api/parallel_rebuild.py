@@ -34,7 +34,7 @@ COST = {
     "orders": 0.05,
     "mailing_decisions": 0.02,
 }
-UNLISTED = 0.1  # a view not listed: as cheap as the cheapest above
+UNLISTED = 0.1  # a view not listed counts as one of the cheap ones above
 
 
 def shares(names: Sequence[str], jobs: int) -> list[list[str]]:
