@@ -10,7 +10,7 @@ import orjson
 from api.store.database import Cursor
 from projections import customers_sql as sql
 from projections.base import ReadsAhead
-from projections.batch import PageTable, Statements, Writes
+from projections.batch import PageTable, Writes
 from projections.records import EventRecord
 from projections.service_values import cents
 
@@ -47,39 +47,43 @@ def dumps(value: Any) -> str:
 
 
 class CustomersProjection(ReadsAhead):
-    """Writes go out in log order at the end of each page (`Statements`); the
-    consents and account holders a page needs are read once, up front."""
+    """Writes go out at the end of each page, one statement per kind (`Writes`):
+    new rows first, updates (which move `position` forward only, so their order
+    does not matter), then each moved holder's total once. The consents and
+    account holders a page needs are read once, up front."""
 
     name = "customers"
     tables: tuple[str, ...] = ("customers", "accounts", "account_holders")
 
     def __init__(self) -> None:
-        self._out = Statements()
-        # New accounts go out grouped, ahead of the first statement that reads or
-        # updates accounts (the customer rows' statements do neither).
-        self._new_accounts = Writes(first=(sql.INSERT_ACCOUNT, sql.INSERT_HOLDER))
+        # Totals last: they read the page's accounts, holders and balances.
+        self._out = Writes(
+            first=(
+                sql.INSERT_CUSTOMER,
+                sql.INSERT_ACCOUNT,
+                sql.INSERT_HOLDER,
+                sql.UPDATE_BALANCE,
+                sql.CLOSE_ACCOUNT,
+                sql.REFRESH_TOTAL_BALANCE,
+            )
+        )
         self._consents = PageTable(sql.CONSENTS_IN, "customer_id")
         self._holders = PageTable(sql.HOLDERS_IN, "account_id", many=True)
-        # account -> position of the last event in this run that moved its balance
+        # account -> position of the page's last event that moved its balance
         self._moved_accounts: dict[str, int] = {}
-        # account -> (as_of, position, cents) of the run's report that ends up
+        # account -> (as_of, position, cents) of the page's report that ends up
         # kept: reports apply in log order only when not older (by as_of) than
-        # the kept one, so the latest (as_of, position) of a run wins
+        # the kept one, so the latest (as_of, position) of a page wins
         self._latest: dict[str, tuple[str, int, int]] = {}
 
     def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._out.clear()
-        self._new_accounts.clear()
         self._moved_accounts, self._latest = {}, {}
         for record in records:
             handler = getattr(self, f"_on_{record.type}", None)
-            if handler is None:
-                continue
-            if record.type != "BalanceReported":
-                self._refresh_totals()  # keep positions in log order
-            handler(cur, record, record.data)
+            if handler is not None:
+                handler(cur, record, record.data)
         self._refresh_totals()
-        self._new_accounts.move_to(self._out)
         self._out.flush(cur)
 
     def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
@@ -138,8 +142,8 @@ class CustomersProjection(ReadsAhead):
             return
         assignments = ", ".join(f"{column} = %s" for column in changes)
         self._out.add(
-            f"UPDATE customers SET {assignments}, position = %s WHERE customer_id = %s",
-            (*changes.values(), record.position, data["customer_id"]),
+            sql.CORRECT_CUSTOMER.format(assignments=assignments),
+            (*changes.values(), record.position, record.position, data["customer_id"]),
         )
 
     def _on_CustomerMoved(
@@ -172,7 +176,7 @@ class CustomersProjection(ReadsAhead):
     ) -> None:
         self._out.add(
             sql.UPDATE_DECEASED,
-            (data.get("date_of_death"), record.position, data["customer_id"]),
+            (1, data.get("date_of_death"), record.position, data["customer_id"]),
         )
 
     def _on_CustomersMerged(
@@ -190,7 +194,7 @@ class CustomersProjection(ReadsAhead):
     ) -> None:
         account_id = data["account_id"]
         joint = data.get("joint_holder_ids", [])
-        self._new_accounts.add(
+        self._out.add(
             sql.INSERT_ACCOUNT,
             (
                 account_id,
@@ -205,7 +209,7 @@ class CustomersProjection(ReadsAhead):
         )
         held = self._holders.get(cur, account_id)
         for holder in [data["customer_id"], *joint]:
-            self._new_accounts.add(sql.INSERT_HOLDER, (account_id, holder))
+            self._out.add(sql.INSERT_HOLDER, (account_id, holder))
             if all(row["customer_id"] != holder for row in held):
                 held.append({"account_id": account_id, "customer_id": holder})
 
@@ -222,17 +226,16 @@ class CustomersProjection(ReadsAhead):
     def _on_AccountClosed(
         self, cur: Cursor, record: EventRecord, data: dict[str, Any]
     ) -> None:
-        self._new_accounts.move_to(self._out)
-        self._out.add(sql.CLOSE_ACCOUNT, (record.position, data["account_id"]))
+        position = record.position
+        self._out.add(sql.CLOSE_ACCOUNT, (position, position, data["account_id"]))
         self._moved_accounts[data["account_id"]] = record.position
 
     def _refresh_totals(self) -> None:
-        """Each holder's total once per run of balance reports, not once per report."""
+        """Each holder's total once per page, not once per report."""
         if not self._moved_accounts:
             return
         moved, self._moved_accounts = self._moved_accounts, {}
         latest_reports, self._latest = self._latest, {}
-        self._new_accounts.move_to(self._out)
         for account_id, (as_of, position, amount) in latest_reports.items():
             self._out.add(
                 sql.UPDATE_BALANCE,

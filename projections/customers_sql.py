@@ -35,26 +35,42 @@ SELECT_CUSTOMER = "SELECT * FROM customers WHERE customer_id = %s"
 
 CONSENTS_IN = "SELECT customer_id, consents FROM customers WHERE customer_id IN {ids}"
 
-UPDATE_CONSENTS = Bulk(
-    one="UPDATE customers SET consents = %s, position = %s WHERE customer_id = %s",
-    many="UPDATE customers AS c SET consents = v.consents, position = v.position "
-    "FROM {rows} WHERE c.customer_id = v.customer_id",
-    columns=(("consents", "text"), ("position", "bigint"), ("customer_id", "text")),
-    key=(2,),
-)
+# A page's writes go out grouped by statement, not in log order (one statement
+# per kind, not one per run of events), so every update moves a row's
+# `position` forward only: it stays the position of the row's latest event.
+# `one` runs on SQLite (scalar MAX), `many` on PostgreSQL (GREATEST).
 
-UPDATE_ADDRESS = """
-UPDATE customers SET address = %s, address_key = %s, position = %s
-WHERE customer_id = %s
-"""
 
-UPDATE_DECEASED = """
-UPDATE customers SET deceased = 1, date_of_death = %s, position = %s
-WHERE customer_id = %s
-"""
+def _customer_update(assignments: tuple[tuple[str, str], ...]) -> Bulk:
+    """`UPDATE customers` of the given columns and `position`, for one customer;
+    a later row for the same customer in a page replaces an earlier one."""
+    one = ", ".join(f"{name} = %s" for name, _ in assignments)
+    many = ", ".join(f"{name} = v.{name}" for name, _ in assignments)
+    return Bulk(
+        one=f"UPDATE customers SET {one}, position = MAX(position, %s) "
+        "WHERE customer_id = %s",
+        many=f"UPDATE customers AS c SET {many}, "
+        "position = GREATEST(c.position, v.position) "
+        "FROM {rows} WHERE c.customer_id = v.customer_id",
+        columns=(*assignments, ("position", "bigint"), ("customer_id", "text")),
+        key=(len(assignments) + 1,),
+    )
 
-UPDATE_MERGED_INTO = (
-    "UPDATE customers SET merged_into = %s, position = %s WHERE customer_id = %s"
+
+UPDATE_CONSENTS = _customer_update((("consents", "text"),))
+
+UPDATE_ADDRESS = _customer_update((("address", "text"), ("address_key", "text")))
+
+UPDATE_DECEASED = _customer_update((("deceased", "integer"), ("date_of_death", "text")))
+
+UPDATE_MERGED_INTO = _customer_update((("merged_into", "text"),))
+
+# Corrections name their own columns; several of one customer in a page apply in
+# log order (`executemany`), and position moves forward only (portable SQL).
+CORRECT_CUSTOMER = (
+    "UPDATE customers SET {assignments}, "
+    "position = CASE WHEN position > %s THEN position ELSE %s END "
+    "WHERE customer_id = %s"
 )
 
 INSERT_ACCOUNT = Bulk.insert(
@@ -82,10 +98,11 @@ INSERT_HOLDER = Bulk.insert(
 # back-office files must not roll a balance back.
 UPDATE_BALANCE = Bulk(
     one="UPDATE accounts SET balance_cents = %s, balance_as_of = %s, "
-    "balance_position = %s, position = %s "
+    "balance_position = %s, position = MAX(position, %s) "
     "WHERE account_id = %s AND (balance_as_of IS NULL OR balance_as_of <= %s)",
     many="UPDATE accounts AS a SET balance_cents = v.balance_cents, "
-    "balance_as_of = v.as_of, balance_position = v.position, position = v.position "
+    "balance_as_of = v.as_of, balance_position = v.position, "
+    "position = GREATEST(a.position, v.position) "
     "FROM {rows} WHERE a.account_id = v.account_id "
     "AND (a.balance_as_of IS NULL OR a.balance_as_of <= v.as_of)",
     columns=(
@@ -100,7 +117,9 @@ UPDATE_BALANCE = Bulk(
 )
 
 CLOSE_ACCOUNT = (
-    "UPDATE accounts SET status = 'closed', position = %s WHERE account_id = %s"
+    "UPDATE accounts SET status = 'closed', "
+    "position = CASE WHEN position > %s THEN position ELSE %s END "
+    "WHERE account_id = %s"
 )
 
 
@@ -112,11 +131,13 @@ TOTAL_BALANCE = """(
 )"""
 # A reported balance always moves the holder's position (whether or not the total
 # changed), so the result does not depend on how reports are grouped into batches.
+# Sent once per page, after every write to the page's accounts and holders.
 REFRESH_TOTAL_BALANCE = Bulk(
-    one=f"UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, position = %s "
-    "WHERE customer_id = %s",
+    one=f"UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, "
+    "position = MAX(position, %s) WHERE customer_id = %s",
     many=f"UPDATE customers SET total_balance_cents = {TOTAL_BALANCE}, "
-    "position = v.position FROM {rows} WHERE customers.customer_id = v.customer_id",
+    "position = GREATEST(customers.position, v.position) "
+    "FROM {rows} WHERE customers.customer_id = v.customer_id",
     columns=(("position", "bigint"), ("customer_id", "text")),
     key=(1,),
 )

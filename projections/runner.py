@@ -199,7 +199,11 @@ class ProjectionRunner:
         return self._catch_up(self.projections)
 
     def _catch_up(
-        self, projections: Sequence[Projection], page_size: int | None = None
+        self,
+        projections: Sequence[Projection],
+        page_size: int | None = None,
+        *,
+        rebuilding: bool = False,
     ) -> int:
         """Reads and decodes each page of the log once, and feeds it to every
         projection that has not seen it, all in one transaction per page."""
@@ -230,12 +234,15 @@ class ProjectionRunner:
                 if full:  # catching up a backlog, not following the log
                     self._pages_applied += 1
                     if self._pages_applied & (self._pages_applied - 1) == 0:
-                        self._refresh_statistics(projections)  # pages 1, 2, 4, ...
+                        # pages 1, 2, 4, ...
+                        self._refresh_statistics(projections, sampled=rebuilding)
                 if not full:
                     break
         return read
 
-    def _refresh_statistics(self, projections: Sequence[Projection]) -> None:
+    def _refresh_statistics(
+        self, projections: Sequence[Projection], *, sampled: bool = False
+    ) -> None:
         """ANALYZE the views' tables while they grow (PostgreSQL).
 
         A rebuild or a first catch-up fills tables that were empty when the
@@ -245,11 +252,18 @@ class ProjectionRunner:
         customer totals scanned `accounts` tens of thousands of times).
         Refreshing at pages 1, 2, 4, 8, ... keeps the statistics within a factor
         of two of the tables at a cost of a few ANALYZEs per rebuild, and a
-        runner that follows the log for a month ANALYZEs about twenty times."""
+        runner that follows the log for a month ANALYZEs about twenty times.
+
+        `sampled` (a rebuild, which ANALYZEs fully once it is done) reads a
+        tenth of the default sample: enough for the key lookups of the pages
+        in between. At the default it was a ninth of the database's work in a
+        1,000,000-event rebuild (8.1 of 69.5 s)."""
         if self.db.backend != "postgresql":
             return
         tables = sorted({t for p in projections for t in p.tables})
         with self.db.transaction() as cur:
+            if sampled:
+                cur.execute("SET LOCAL default_statistics_target = 10")
             cur.execute(f"ANALYZE {', '.join(tables)}")
 
     def _read_page(self, start: int, size: int) -> list[EventRecord]:
@@ -311,7 +325,9 @@ class ProjectionRunner:
                     (projection.name,),
                 )
         self._pages_applied = 0  # the emptied tables' statistics are stale again
-        applied = self._catch_up(chosen, self.rebuild_batch_size)
+        applied = self._catch_up(chosen, self.rebuild_batch_size, rebuilding=True)
+        if not self._stop.is_set():
+            self._refresh_statistics(chosen)  # the rebuilt tables, at full detail
         log.info(
             "projection.rebuilt", projections=[p.name for p in chosen], events=applied
         )

@@ -149,3 +149,56 @@ def test_search_by_name_phone_and_national_id_hash(
     assert directory.search(national_id_hash="440301198501012345") == []
     assert directory.search(name="王", limit=1) == [ids[0]]
     assert directory.search() == []
+
+
+def test_one_page_of_mixed_changes_ends_at_the_latest_event(
+    directory: Directory,
+) -> None:
+    """A page's writes go out grouped by kind, not in log order: the row still
+    ends with every change and the position of the customer's latest event."""
+    customer, account = new_id(), new_id()
+    moved = registered(customer)["data"]["address"] | {
+        "line": "上海市浦东新区世纪大道100号"
+    }
+    directory.post(
+        registered(customer, name="钱伟"),
+        account_opened(customer, account),
+        balance(account, "300.00", "2025-01-31"),
+        envelope(
+            "ConsentChanged",
+            {
+                "customer_id": customer,
+                "channel": "sms",
+                "purpose": "marketing",
+                "granted": True,
+            },
+        ),
+        envelope("CustomerMoved", {"customer_id": customer, "address": moved}),
+        envelope("CustomerDetailsCorrected", {"customer_id": customer, "name": "钱玮"}),
+        balance(account, "450.00", "2025-02-28"),
+        envelope(
+            "ConsentChanged",
+            {
+                "customer_id": customer,
+                "channel": "sms",
+                "purpose": "marketing",
+                "granted": False,
+            },
+        ),
+    )
+    row = directory.get(customer)
+    assert row["name"] == "钱玮"
+    assert row["address"]["line"] == "上海市浦东新区世纪大道100号"
+    assert row["consents"] == {"sms/marketing": False}
+    assert row["total_balance_cents"] == 45000
+    assert row["position"] == directory.platform.app.recorder.max_notification_id()
+    directory.post(
+        envelope(
+            "CustomerDetailsCorrected",
+            {"customer_id": customer, "phone": "13900000000"},
+        ),
+        balance(account, "20.00", "2025-01-15"),  # late and older: total unchanged
+    )
+    row = directory.get(customer)
+    assert row["total_balance_cents"] == 45000
+    assert row["position"] == directory.platform.app.recorder.max_notification_id()

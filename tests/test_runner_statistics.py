@@ -12,11 +12,17 @@ def test_statistics_are_refreshed_at_full_pages_1_2_4_8_of_a_backlog(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     refreshed: list[int] = []
+    sampled: list[bool] = []
     runner = platform.runner
+
+    def refresh(projections: object, *, sampled_: bool = False) -> None:
+        refreshed.append(runner._pages_applied)
+        sampled.append(sampled_)
+
     monkeypatch.setattr(
         runner,
         "_refresh_statistics",
-        lambda projections: refreshed.append(runner._pages_applied),
+        lambda projections, sampled=False: refresh(projections, sampled_=sampled),
     )
     platform.ingestor.ingest([registered() for _ in range(9)], atomic=False)
     runner.batch_size = 1  # a backlog of nine full pages
@@ -29,7 +35,10 @@ def test_statistics_are_refreshed_at_full_pages_1_2_4_8_of_a_backlog(
     assert refreshed == [1, 2, 4, 8]
     runner.rebuild_batch_size = 2
     runner.rebuild()  # emptied tables: counting starts again
-    assert refreshed == [1, 2, 4, 8, 1, 2, 4]
+    # 15 events in pages of 2: seven full pages, then once more when done
+    assert refreshed == [1, 2, 4, 8, 1, 2, 4, 7]
+    # a rebuild samples while its tables grow, then refreshes them in full
+    assert sampled == [False] * 4 + [True] * 3 + [False]
 
 
 @pytest.mark.postgres
@@ -49,5 +58,28 @@ def test_a_refresh_analyzes_every_view_table(postgres_url: str) -> None:
         analyzed = {row["relname"] for row in rows}
         tables = {t for p in platform.runner.projections for t in p.tables}
         assert tables <= analyzed
+    finally:
+        platform.close()
+
+
+@pytest.mark.postgres
+def test_a_rebuild_leaves_full_statistics(postgres_url: str) -> None:
+    """Pages in between are analyzed on a small sample; the rebuilt tables end
+    with statistics at the default detail (100 histogram buckets, not 10)."""
+    from api.bootstrap import build_platform
+    from api.settings import Settings
+
+    platform = build_platform(Settings(database_url=postgres_url, secret_key="k"))
+    try:
+        platform.ingestor.ingest([registered() for _ in range(300)], atomic=False)
+        platform.runner.rebuild_batch_size = 100
+        platform.runner.rebuild(["customers"])
+        with platform.db.read() as cur:
+            row = cur.execute(
+                "SELECT cardinality(histogram_bounds::text::text[]) AS buckets "
+                "FROM pg_stats WHERE tablename = 'customers' "
+                "AND attname = 'customer_id'"
+            ).fetchone()
+        assert row is not None and row["buckets"] > 50
     finally:
         platform.close()

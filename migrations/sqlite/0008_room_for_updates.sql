@@ -1,0 +1,2 @@
+-- PostgreSQL leaves room in the pages of often-updated views (fillfactor);
+-- SQLite has no such setting. This file keeps the two sequences in step.
