@@ -228,7 +228,7 @@ class CustomersProjection(ReadsAhead):
     ) -> None:
         position = record.position
         self._out.add(sql.CLOSE_ACCOUNT, (position, position, data["account_id"]))
-        self._moved_accounts[data["account_id"]] = record.position
+        self._moved_accounts[data["account_id"]] = position
 
     def _refresh_totals(self) -> None:
         """Each holder's total once per page, not once per report."""

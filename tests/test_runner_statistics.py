@@ -11,34 +11,30 @@ from tests.factories import registered
 def test_statistics_are_refreshed_at_full_pages_1_2_4_8_of_a_backlog(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    refreshed: list[int] = []
-    sampled: list[bool] = []
+    calls: list[tuple[int, bool]] = []  # (pages applied, sampled) per refresh
     runner = platform.runner
-
-    def refresh(projections: object, *, sampled_: bool = False) -> None:
-        refreshed.append(runner._pages_applied)
-        sampled.append(sampled_)
-
     monkeypatch.setattr(
         runner,
         "_refresh_statistics",
-        lambda projections, sampled=False: refresh(projections, sampled_=sampled),
+        lambda projections, sampled=False: calls.append(
+            (runner._pages_applied, sampled)
+        ),
     )
     platform.ingestor.ingest([registered() for _ in range(9)], atomic=False)
     runner.batch_size = 1  # a backlog of nine full pages
     runner.catch_up()
-    assert refreshed == [1, 2, 4, 8]
+    assert [pages for pages, _ in calls] == [1, 2, 4, 8]
     runner.batch_size = 1000
     for _ in range(5):  # following the log: one small page per wake-up
         platform.ingestor.ingest([registered()], atomic=False)
         runner.catch_up()
-    assert refreshed == [1, 2, 4, 8]
+    assert [pages for pages, _ in calls] == [1, 2, 4, 8]
     runner.rebuild_batch_size = 2
     runner.rebuild()  # emptied tables: counting starts again
-    # 15 events in pages of 2: seven full pages, then once more when done
-    assert refreshed == [1, 2, 4, 8, 1, 2, 4, 7]
-    # a rebuild samples while its tables grow, then refreshes them in full
-    assert sampled == [False] * 4 + [True] * 3 + [False]
+    # 15 events in pages of 2: seven full pages, then once more when done; a
+    # rebuild samples while its tables grow, then refreshes them in full
+    assert calls[4:] == [(1, True), (2, True), (4, True), (7, False)]
+    assert not any(sampled for _, sampled in calls[:4])
 
 
 @pytest.mark.postgres
