@@ -1,12 +1,14 @@
 """Just the mailing plan workload, on a database holding only its population.
 
-    .venv/bin/python -m bench.plan_only setup [--targets 100000]
+    .venv/bin/python -m bench.plan_only setup [--targets 100000] [--demo-households 5800]
     .venv/bin/python -m bench.plan_only http [--repeat 3]      # as bench.run does
     .venv/bin/python -m bench.plan_only inproc                  # planner.plan() alone (py-spy)
 
 `setup` builds a template database (`crm_plan_tpl`) with N registrations in
 families (the bench's `mailing_population`) and its views caught up; each run
-copies it (`crm_plan_run`), so every run starts from the same state.
+copies it (`crm_plan_run`), so every run starts from the same state. With
+`--demo-households` the population follows the demo log of that many
+households (5,800: the full run's million events), as in `bench.run`.
 """
 
 from __future__ import annotations
@@ -40,14 +42,19 @@ WORK = ROOT / "bench-results" / "plan-only"
 PY_SPY = [str(ROOT / ".venv/bin/py-spy"), "record", "--subprocesses", "--idle"]
 
 
-def setup(targets: int) -> None:
+def setup(targets: int, demo_households: int) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     url = pg_create(ADMIN, TEMPLATE)
     migrate(url)
+    logged = 0
+    if demo_households:
+        demo = data.write_demo_jsonl(WORK / "demo.jsonl", demo_households, seed=7)
+        print("demo", ingest_file(url, WORK / "demo.jsonl", demo.events))
+        logged = demo.events
     ids, events = data.mailing_population(500, targets)
     write_bodies(WORK / "population.jsonl", events, 1)
     print("ingest", ingest_file(url, WORK / "population.jsonl", targets))
-    print("rebuild", rebuild(url, targets))
+    print("rebuild", rebuild(url, logged + targets))
     (WORK / "targets.json").write_text(json.dumps(ids))
     (WORK / "key.txt").write_text(create_key(url))
 
@@ -117,12 +124,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["setup", "http", "inproc"])
     parser.add_argument("--targets", type=int, default=100_000)
+    parser.add_argument(
+        "--demo-households", type=int, default=0, help="setup: the demo log first"
+    )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--profile", help="http: py-spy raw samples of the server here")
     args = parser.parse_args()
     if args.mode == "setup":
-        setup(args.targets)
+        setup(args.targets, args.demo_households)
     elif args.mode == "http":
         http(args.repeat, args.web_workers, args.profile)
     else:

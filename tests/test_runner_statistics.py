@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 
 from api.bootstrap import Platform
@@ -16,7 +19,7 @@ def test_statistics_are_refreshed_at_full_pages_1_2_4_8_of_a_backlog(
     monkeypatch.setattr(
         runner,
         "_refresh_statistics",
-        lambda projections, sampled=False: calls.append(
+        lambda projections, sampled=False, every_table=False: calls.append(
             (runner._pages_applied, sampled)
         ),
     )
@@ -77,5 +80,57 @@ def test_a_rebuild_leaves_full_statistics(postgres_url: str) -> None:
                 "AND attname = 'customer_id'"
             ).fetchone()
         assert row is not None and row["buckets"] > 50
+    finally:
+        platform.close()
+
+
+def _analyses(platform: Platform) -> dict[str, int]:
+    with platform.db.read() as cur:
+        rows = cur.execute(
+            "SELECT relname, analyze_count, n_mod_since_analyze FROM pg_stat_user_tables"
+        ).fetchall()
+    return {row["relname"]: int(row["analyze_count"]) for row in rows} | {
+        f"changed:{row['relname']}": int(row["n_mod_since_analyze"]) for row in rows
+    }
+
+
+def _eventually(
+    platform: Platform, ready: Callable[[dict[str, int]], bool]
+) -> dict[str, int]:
+    """The table counters once `ready`: each backend publishes its own a second
+    or so after its transaction, not at its commit."""
+    deadline = time.monotonic() + 10
+    while not ready(counts := _analyses(platform)):
+        assert time.monotonic() < deadline, "the table counters never arrived"
+        time.sleep(0.1)
+    return counts
+
+
+@pytest.mark.postgres
+def test_a_refresh_analyzes_only_the_tables_that_grew(postgres_url: str) -> None:
+    """A burst of one kind of event must not ANALYZE the tables it left alone."""
+    from api.bootstrap import build_platform
+    from api.settings import Settings
+    from projections.runner import STALE_AFTER_ROWS
+
+    platform = build_platform(Settings(database_url=postgres_url, secret_key="k"))
+    try:
+        runner = platform.runner
+        tables = {t for p in runner.projections for t in p.tables}
+        runner.batch_size = 10
+        platform.ingestor.ingest([registered() for _ in range(10)], atomic=False)
+        runner.catch_up()  # one full page: every table is analyzed a first time
+        first = _eventually(platform, lambda c: all(c[t] >= 1 for t in tables))
+        count = STALE_AFTER_ROWS + 10
+        families = [registered(line=f"北京市朝阳区建国路{n}号") for n in range(count)]
+        platform.ingestor.ingest(families, atomic=False)
+        runner.batch_size = 5000
+        runner.catch_up()  # a partial page: no refresh
+        _eventually(platform, lambda c: c["changed:customers"] >= count)
+        runner._refresh_statistics(runner.projections)
+        after = _eventually(platform, lambda c: c["customers"] > first["customers"])
+        grew = {t for t in tables if after[t] > first[t]}
+        assert {"customers", "households"} <= grew
+        assert not grew & {"orders", "order_steps", "complaints", "complaint_steps"}
     finally:
         platform.close()
