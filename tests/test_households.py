@@ -381,3 +381,48 @@ def test_a_leftover_customer_sharing_address_and_national_id_links_the_mover(
 def test_a_person_row_is_read_in_the_order_of_the_persons_fields() -> None:
     # The store reads people as tuples and builds each positionally.
     assert tuple(f.name for f in dataclasses.fields(Person)) == PERSON_COLUMN_NAMES
+
+
+def _at(address_key: str, order: int) -> Person:
+    return Person(
+        customer_id=f"c{order:05d}",
+        address="北京市海淀区学院路37号",
+        address_key=address_key,
+        national_id_hash=None,
+        branch_code="BJ001",
+        region_code=None,
+        deceased=False,
+        merged_into=None,
+        registered_position=order,
+        head_designated_position=None,
+        balance_cents=0,
+        household_id=None,
+    )
+
+
+def test_an_address_shared_by_a_thousand_customers_is_joined_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A company or dormitory address is linked once per customer, not once per
+    pair: each registration there partitions everyone at the address again."""
+    from projections import household_graph
+
+    people = {p.customer_id: p for p in (_at("k", n) for n in range(1000))}
+    people |= {p.customer_id: p for p in (_at("other", n) for n in range(1000, 1003))}
+    lookups = 0
+    find = household_graph.UnionFind.find
+
+    def counted(self: household_graph.UnionFind, item: str) -> str:
+        nonlocal lookups
+        lookups += 1
+        return find(self, item)
+
+    monkeypatch.setattr(household_graph.UnionFind, "find", counted)
+    households = household_graph.partition(people, {})
+    assert [len(h) for h in households] == [1000, 3]
+    assert lookups < 10 * len(people)
+    # An exclusion anywhere keeps the pairwise rule: the excluded pair stays apart.
+    apart = frozenset(("c00000", "c00001"))
+    households = household_graph.partition(people, {apart: False})
+    together = [h for h in households if "c00000" in h or "c00001" in h]
+    assert len(together) == 2
