@@ -9,7 +9,7 @@ import orjson
 
 from api.store.database import Cursor
 from projections import customers_sql as sql
-from projections.base import ReadsAhead
+from projections.base import DispatchesByType, ReadsAhead
 from projections.batch import PageTable, Writes
 from projections.records import EventRecord
 from projections.service_values import cents
@@ -46,7 +46,7 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-class CustomersProjection(ReadsAhead):
+class CustomersProjection(DispatchesByType, ReadsAhead):
     """Writes go out at the end of each page, one statement per kind (`Writes`):
     new rows first, updates (which move `position` forward only, so their order
     does not matter), then each moved holder's total once. The consents and

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from api.store.database import Cursor
-from projections.base import ReadsAhead
+from projections.base import DispatchesByType, ReadsAhead
 from projections.household_assign import Change, reassign
 from projections.household_graph import Person, load_neighbourhood, survivor_of
 from projections.household_queries import (
@@ -55,7 +55,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-class HouseholdsProjection(ReadsAhead):
+class HouseholdsProjection(DispatchesByType, ReadsAhead):
     name = "households"
     tables: tuple[str, ...] = (
         "households",

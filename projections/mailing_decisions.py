@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from api.store.database import Cursor
+from projections.base import DispatchesByType
 from projections.batch import Bulk, Statements, Writes
 from projections.records import EventRecord
 from projections.service_values import utc_text
@@ -129,7 +130,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-class MailingDecisionsProjection:
+class MailingDecisionsProjection(DispatchesByType):
     name = "mailing_decisions"
     tables: tuple[str, ...] = (
         "mailing_campaigns",

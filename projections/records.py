@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -116,3 +117,9 @@ def _decode_plain(app: Application[Any], row: LogRow) -> EventRecord | None:
         stream_id,
         version,
     )
+
+
+@cache
+def type_of_topic(topic: str) -> str:
+    """The catalogue type of the events stored under `topic` (renamed topics too)."""
+    return TYPE_BY_TOPIC[resolve_topic(topic).TOPIC]

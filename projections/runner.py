@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import psycopg
 import structlog
@@ -19,8 +19,8 @@ from eventsourcing.application import Application
 
 from api.store.database import Cursor, Database, DatabaseUnavailable
 from api.store.recorders import ReadsLogRows
-from projections.base import Projection, ReadsAhead
-from projections.records import EventRecord, decode_row
+from projections.base import Projection, ReadsAhead, types_read_by
+from projections.records import EventRecord, decode_row, type_of_topic
 
 log = structlog.get_logger("crm.projections")
 
@@ -45,6 +45,15 @@ def _after(records: list[EventRecord], position: int) -> list[EventRecord]:
     if not records or records[0].position > position:
         return records
     return [r for r in records if r.position > position]
+
+
+class Page(NamedTuple):
+    """Consecutive events of the log: those the reader's views read, decoded,
+    and how far the page reaches (the views move there whatever it held)."""
+
+    records: list[EventRecord]
+    end: int  # the position of its last event
+    size: int  # its events, decoded or not
 
 
 class PositionMoved(Exception):
@@ -219,27 +228,28 @@ class ProjectionRunner:
         page_size = page_size or self.batch_size
         with self.db.read() as cur:
             positions = read_positions(cur, [p.name for p in projections])
+        wanted = types_read_by(projections)
         read = 0
         with ThreadPoolExecutor(max_workers=1) as reader:
-            ahead: Future[list[EventRecord]] | None = None
+            ahead: Future[Page] | None = None
             ahead_start = 0
             while projections and not self._stop.is_set():
                 start = min(positions.values())
                 if ahead is None or ahead_start != start:
-                    records = self._read_page(start, page_size)
+                    page = self._read_page(start, page_size, wanted)
                 else:
-                    records = ahead.result()
-                if not records:
+                    page = ahead.result()
+                if not page.size:
                     break
-                full = len(records) == page_size
+                full = page.size == page_size
                 if full:
                     # The next page is read and decoded while this one is written:
                     # mostly while this thread waits for the database.
-                    ahead_start = records[-1].position
-                    ahead = reader.submit(self._read_page, ahead_start, page_size)
-                moved = self._apply(projections, positions, records)
+                    ahead_start = page.end
+                    ahead = reader.submit(self._read_page, page.end, page_size, wanted)
+                moved = self._apply(projections, positions, page)
                 positions.update(moved)
-                read += len(records)
+                read += page.size
                 if full:  # catching up a backlog, not following the log
                     self._pages_applied += 1
                     if self._pages_applied & (self._pages_applied - 1) == 0:
@@ -290,52 +300,67 @@ class ProjectionRunner:
                 cur.execute("SET LOCAL default_statistics_target = 10")
             cur.execute(f"ANALYZE {', '.join(tables)}")
 
-    def _read_page(self, start: int, size: int) -> list[EventRecord]:
+    def _read_page(
+        self, start: int, size: int, wanted: frozenset[str] | None = None
+    ) -> Page:
         """The next `size` events after `start`, read a thousand at a time: the
-        stored rows take more memory than the records, and only while decoded."""
+        stored rows take more memory than the records, and only while decoded.
+        With `wanted`, only the events of those types are decoded."""
         reader = cast(ReadsLogRows, self.app.recorder)
         app = self.app
         records: list[EventRecord] = []
-        while len(records) < size:
-            limit = min(READ_ROWS, size - len(records))
-            rows = reader.select_log_rows(start, limit)
-            records += [decode_row(app, row) for row in rows]
+        read = 0
+        end = start
+        while read < size:
+            limit = min(READ_ROWS, size - read)
+            rows = reader.select_log_rows(end, limit)
+            if rows:
+                end = rows[-1][0]
+                read += len(rows)
+            if wanted is None:
+                records += [decode_row(app, row) for row in rows]
+            else:
+                records += [
+                    decode_row(app, row)
+                    for row in rows
+                    if type_of_topic(row[3]) in wanted
+                ]
             if len(rows) < limit:
                 break
-            start = records[-1].position
-        return records
+        return Page(records, end, read)
 
     def _apply(
         self,
         projections: Sequence[Projection],
         positions: dict[str, int],
-        records: list[EventRecord],
+        page: Page,
     ) -> dict[str, int]:
+        """Applies the page to each projection that has not seen all of it, and
+        moves each to the page's end, in one transaction."""
         moved: dict[str, int] = {}
         pages = [
-            (projection, unseen)
+            (projection, _after(page.records, positions[projection.name]))
             for projection in projections
-            if (unseen := _after(records, positions[projection.name]))
+            if positions[projection.name] < page.end
         ]
         with self.db.transaction(pipeline=True) as cur:
             # Every read of the page first: a read waits for the writes sent before it.
             for projection, unseen in pages:
-                if isinstance(projection, ReadsAhead):
+                if unseen and isinstance(projection, ReadsAhead):
                     projection.read_ahead(cur, unseen)
             checks = []
             for projection, unseen in pages:
-                projection.apply(cur, unseen)
-                old, new = positions[projection.name], unseen[-1].position
-                checks.append(write_position(cur, projection.name, old, new))
-                moved[projection.name] = new
+                if unseen:
+                    projection.apply(cur, unseen)
+                old = positions[projection.name]
+                checks.append(write_position(cur, projection.name, old, page.end))
+                moved[projection.name] = page.end
             for check in checks:
                 check()
         self.positions.update(moved)
         with self._progress:
             self._progress.notify_all()
-        log.debug(
-            "projection.batch", events=len(records), position=records[-1].position
-        )
+        log.debug("projection.batch", events=page.size, position=page.end)
         return moved
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
