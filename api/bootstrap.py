@@ -54,17 +54,20 @@ def open_database(settings: Settings) -> Database:
 
 
 def build_platform(
-    settings: Settings | None = None, *, migrate: bool = True
+    settings: Settings | None = None, *, migrate: bool = True, serving: bool = False
 ) -> Platform:
+    """`serving`: for an HTTP process of `crm serve`, whose writer keeps a smaller
+    aggregate cache (`web_aggregate_cache_size`) than `crm ingest`'s."""
     settings = settings or Settings()
     tune_garbage_collector()
     if migrate:
         apply_migrations(settings)
     db = open_database(settings)
     app = CrmApplication(env=eventsourcing_env(settings))
-    ingestor = Ingestor(
-        app, db, settings.national_id_key, settings.aggregate_cache_size
+    cache_size = (
+        settings.web_aggregate_cache_size if serving else settings.aggregate_cache_size
     )
+    ingestor = Ingestor(app, db, settings.national_id_key, cache_size)
     runner = ProjectionRunner(
         app,
         db,

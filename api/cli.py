@@ -67,7 +67,7 @@ def serve(
     from api.web_workers import serve_workers
     from api.worker import projection_worker, web_workers_env
 
-    with platform_from_env() as platform:
+    with platform_from_env(serving=True) as platform:
         count = workers or platform.settings.web_workers
         if count > 1:
             # Each worker process builds its own platform (see app_from_env); they

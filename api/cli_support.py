@@ -28,9 +28,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def platform_from_env() -> Iterator[Platform]:
+def platform_from_env(*, serving: bool = False) -> Iterator[Platform]:
     try:
-        platform = build_platform(settings_from_env())
+        platform = build_platform(settings_from_env(), serving=serving)
     except (DatabaseUnavailable, psycopg.OperationalError) as error:
         fail(f"cannot reach the database: {str(error).splitlines()[0]}")
     try:

@@ -272,6 +272,24 @@ class Server:
         except psutil.Error:
             pass
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by the server's processes and by PostgreSQL's
+        (on this machine). Read before and after a request: a backend that exits
+        in between is not counted, so the plan's pooled connections are."""
+        assert self.proc is not None
+        used = {"server": 0.0, "postgresql": 0.0}
+        server = psutil.Process(self.proc.pid)
+        for process in [server, *server.children(recursive=True)]:
+            with suppress(psutil.Error):
+                times = process.cpu_times()
+                used["server"] += times.user + times.system
+        for process in psutil.process_iter(["name"]):
+            if (process.info["name"] or "").startswith("postgres"):
+                with suppress(psutil.Error):
+                    times = process.cpu_times()
+                    used["postgresql"] += times.user + times.system
+        return used
+
     def mark(self, name: str) -> None:
         """Starts tracking the peak RSS under one load (read it with `peak`)."""
         self._marks[name] = 0.0

@@ -180,9 +180,11 @@ def mailing_plan(
         }
         name = f"plan-{seed}"
         server.mark(name)
+        cpu_before = server.cpu_seconds()
         started = time.perf_counter()
         response = http.post(f"/v1/campaigns/{campaign_id}/mailing-plans", json=body)
         seconds = time.perf_counter() - started
+        cpu_after = server.cpu_seconds()
         response.raise_for_status()
         plan = response.json()
     return {
@@ -192,6 +194,9 @@ def mailing_plan(
         "scheduled": len(plan["scheduled"]),
         "suppressed": len(plan["suppressed"]),
         "server_peak_rss_mb": server.peak(name),
+        # Who used the CPU while the plan ran: the server (its web processes and
+        # the views following the plan's decisions) and PostgreSQL.
+        "cpu_seconds": {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_after},
         "campaign_id": campaign_id,
         "verified": verify_one_per_household(server.url, campaign_id),
     }

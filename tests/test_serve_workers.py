@@ -123,3 +123,42 @@ def test_connections_opened_together_reach_every_worker(tmp_path: Path) -> None:
         assert all(counts.values()), counts
     finally:
         stop_server(server)
+
+
+def test_an_http_process_keeps_only_a_small_aggregate_cache(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each HTTP process holds its own cache: at `crm ingest`'s 100,000 a server
+    grew by about 100 MB per process under sustained posts."""
+    from fastapi.testclient import TestClient
+
+    from api import worker
+    from api.bootstrap import build_platform
+    from api.http.app import app_from_env
+    from api.keys import create_key
+    from api.settings import Settings
+    from tests.conftest import SECRET
+    from tests.factories import registered
+
+    build_platform(Settings(database_url=database_url, secret_key=SECRET)).close()
+    monkeypatch.setenv("CRM_DATABASE_URL", database_url)
+    monkeypatch.setenv("CRM_SECRET_KEY", SECRET)
+    monkeypatch.setenv("CRM_WEB_AGGREGATE_CACHE_SIZE", "3")
+    monkeypatch.setattr(worker, "stop_when_orphaned", lambda stop: None)
+    app = app_from_env()
+    platform = app.state.platform
+    with TestClient(app) as client:
+        key = create_key(platform.db, "ingest")
+        client.headers["Authorization"] = f"Bearer {key}"
+        batch = {"events": [registered() for _ in range(8)]}
+        response = client.post("/v1/events", json=batch)
+        assert response.status_code == 201, response.text
+    assert platform.ingestor.cache.maxsize == 3
+    assert len(platform.ingestor.cache._items) == 3
+    # `crm ingest` and the other commands keep the larger cache.
+    monkeypatch.delenv("CRM_WEB_AGGREGATE_CACHE_SIZE")
+    other = build_platform(Settings(database_url=database_url, secret_key=SECRET))
+    try:
+        assert other.ingestor.cache.maxsize == Settings().aggregate_cache_size
+    finally:
+        other.close()

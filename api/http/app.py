@@ -36,7 +36,7 @@ def app_from_env() -> FastAPI:
     from api.cli_support import settings_from_env
     from api.worker import stop_when_orphaned
 
-    platform = build_platform(settings_from_env(), migrate=False)
+    platform = build_platform(settings_from_env(), migrate=False, serving=True)
     platform.runner.followed_elsewhere = True
     stop_when_orphaned(lambda: os.kill(os.getpid(), signal.SIGTERM))
     return create_app(platform, close_platform=True)
