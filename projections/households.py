@@ -74,7 +74,7 @@ class HouseholdsProjection(DispatchesByType, ReadsAhead):
 
     def _read(self, cur: Cursor, records: list[EventRecord]) -> None:
         self._store = HouseholdStore(cur)
-        prefetch(self._store, [r for r in records if hasattr(self, f"_on_{r.type}")])
+        prefetch(self._store, [r for r in records if r.type in self.reads_types])
 
     def _write(self, cur: Cursor, records: list[EventRecord]) -> None:
         """Applies the page in log order to the rows in memory (`HouseholdStore`),
