@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cache
 from typing import Protocol
 
 from api.store.database import Cursor
@@ -65,12 +64,19 @@ class DispatchesByType:
         return handled_types(type(self))
 
 
-@cache
+_HANDLED_TYPES: dict[type, frozenset[str]] = {}
+
+
 def handled_types(cls: type) -> frozenset[str]:
     """The event types `cls` has an `_on_<Type>` handler for."""
-    return frozenset(
-        name[4:] for name in dir(cls) if name.startswith("_on_") and name[4:5].isupper()
-    )
+    found = _HANDLED_TYPES.get(cls)
+    if found is None:
+        found = _HANDLED_TYPES[cls] = frozenset(
+            name[4:]
+            for name in dir(cls)
+            if name.startswith("_on_") and name[4:5].isupper()
+        )
+    return found
 
 
 def types_read_by(projections: Iterable[object]) -> frozenset[str] | None:
