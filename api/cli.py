@@ -299,6 +299,9 @@ def _ingest_items(
     parse: Parse | None = None,
 ) -> dict[str, int]:
     """Stores `items`; `parse` turns each into an envelope (in the validation worker)."""
+    settings = platform.settings
+    if not strict and settings.validation_workers > 0 and settings.ingest_decide_ahead:
+        return _ingest_deciding_ahead(platform, items, size, progress, parse)
     totals = {"stored": 0, "duplicate": 0, "rejected": 0}
     batch: list[Any] = []
     line_numbers: list[int] = []
@@ -334,6 +337,78 @@ def _ingest_items(
 
 
 BATCHES_AHEAD = 2
+
+
+def _ingest_deciding_ahead(
+    platform: Platform,
+    items: Iterator[tuple[int, Any, int]],
+    size: int,
+    progress: Any,
+    parse: Parse | None,
+) -> dict[str, int]:
+    """`_ingest_items` with the rules applied in a worker process a batch ahead
+    (api.store.decide_ahead); this process validates and saves. The first batch
+    is stored here alone, so that a small file never starts a process."""
+    from api.store.decide_ahead import AheadPipeline, DecidingWorker
+    from api.store.prepare import prepare_items
+
+    totals = {"stored": 0, "duplicate": 0, "rejected": 0}
+    key = platform.settings.national_id_key
+
+    def done(report: Report, lines: list[int]) -> None:
+        _add(totals, report, lines)
+
+    worker: DecidingWorker | None = None
+    pipeline: AheadPipeline | None = None
+    stored_one = False
+    try:
+        for batch, line_numbers, read in _batches(items, size):
+            results, lines = _report_unparsed(
+                prepare_items(batch, key, parse), line_numbers, totals, False
+            )
+            if not stored_one:
+                report = platform.ingestor.ingest_prepared(
+                    results, atomic=False, optimistic=True
+                )
+                done(report, lines)
+                stored_one = True
+            else:
+                if pipeline is None:
+                    worker = DecidingWorker(platform.settings)
+                    pipeline = AheadPipeline(platform.ingestor, worker, done)
+                pipeline.submit(results, lines)
+            if progress is not None:
+                progress.update(read)
+        if pipeline is not None:
+            pipeline.finish()
+    finally:
+        if pipeline is not None:
+            pipeline.close()
+        if worker is not None:
+            worker.close()
+    if progress is not None:
+        progress.render_finish()
+    return totals
+
+
+def _batches(
+    items: Iterator[tuple[int, Any, int]], size: int
+) -> Iterator[tuple[list[Any], list[int], int]]:
+    """`items` in batches of `size`: (items, their line numbers, bytes read)."""
+    batch: list[Any] = []
+    line_numbers: list[int] = []
+    read = 0
+    for number, event, length in items:
+        read += length
+        if event is None:
+            continue
+        batch.append(event)
+        line_numbers.append(number)
+        if len(batch) >= size:
+            yield batch, line_numbers, read
+            batch, line_numbers, read = [], [], 0
+    if batch:
+        yield batch, line_numbers, read
 
 
 def _flush(

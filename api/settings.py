@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         le=64,
         description="Processes validating ahead of the writer in `crm ingest` (unset: one per spare core; 0: none)",
     )
+    ingest_decide_ahead: bool = Field(
+        default=True,
+        description="`crm ingest` (without --strict, with a validation worker): a worker process "
+        "applies the rules a batch ahead while this one validates and saves",
+    )
     read_wait_seconds: float = Field(
         default=5.0, description="Longest a read waits for min_position"
     )

@@ -41,6 +41,22 @@ class CrmApplication(Application[UUID]):
         `order`: event_id -> rank; positions follow the order the events were
         posted in, not the order of the aggregates.
         """
+        facts = self.stored_facts(aggregates, pending, order)
+        positions = self.recorder.insert_events([s for _, s in facts], **kwargs)
+        assert positions is not None
+        return {
+            event_id: position
+            for (event_id, _), position in zip(facts, positions, strict=True)
+        }
+
+    def stored_facts(
+        self,
+        aggregates: Sequence[Aggregate],
+        pending: Sequence[PendingFact] = (),
+        order: dict[str, int] | None = None,
+    ) -> list[tuple[str, StoredEvent]]:
+        """The stored form of every new fact of `aggregates` and of `pending`,
+        with its event_id, in the order they are to be saved."""
         mapper = self.mapper
         assert isinstance(mapper, FactMapper)
         events = [e for a in aggregates for e in a.collect_events()]
@@ -51,12 +67,7 @@ class CrmApplication(Application[UUID]):
         facts += [(p.event_id, mapper.pending_to_stored_event(p)) for p in pending]
         if order is not None:
             facts.sort(key=lambda fact: order[fact[0]])
-        positions = self.recorder.insert_events([s for _, s in facts], **kwargs)
-        assert positions is not None
-        return {
-            event_id: position
-            for (event_id, _), position in zip(facts, positions, strict=True)
-        }
+        return facts
 
 
 def eventsourcing_env(settings: Settings) -> dict[str, Any]:

@@ -173,7 +173,7 @@ class GroupCommitter:
                 continue
             overlay = OverlayUnitOfWork(base)
             decider = Decider(overlay, decider_key)
-            fresh = self._decide(decider, request, fresh)
+            fresh = self._decide(decider, overlay, request, fresh)
             if request.future.done():
                 continue
             overlay.merge_into_base()
@@ -183,15 +183,17 @@ class GroupCommitter:
         self._save(base, survivors)
 
     def _decide(
-        self, decider: Decider, request: _Request, fresh: list[_Candidate]
+        self,
+        decider: Decider,
+        overlay: OverlayUnitOfWork,
+        request: _Request,
+        fresh: list[_Candidate],
     ) -> list[_Candidate]:
         assert request.report is not None
         decided = []
         for candidate in fresh:
             try:
-                decider.apply(
-                    candidate.event.type, candidate.data, candidate.event.fields
-                )
+                overlay.decide(decider, candidate.event)
             except DomainError as error:
                 if self.ingestor.stored_meanwhile(candidate, request.report):
                     continue

@@ -110,6 +110,7 @@ class UnitOfWork:
         self.cache = cache
         self.loaded: dict[UUID, Aggregate | None] = {}
         self.pending: list[PendingFact] = []
+        self.deciding: Prepared | None = None
 
     def find(self, cls: type[Any], aggregate_id: UUID) -> Any:
         if aggregate_id not in self.loaded:
@@ -131,16 +132,36 @@ class UnitOfWork:
     def record(
         self, aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]
     ) -> None:
-        pending = pending_fact(aggregate, fact, fields)
+        pending = pending_fact(aggregate, fact, fields, self._body_of(fields))
         if pending is None:
             trigger(aggregate, fact, fields)
         else:
             self.pending.append(pending)
 
+    def decide(self, decider: Decider, event: Prepared) -> None:
+        """`decider` applies `event`, whose facts are recorded here."""
+        self.deciding = event
+        try:
+            decider.apply(event.type, event.data, event.fields)
+        finally:
+            self.deciding = None
+
+    def _body_of(self, fields: dict[str, Any]) -> bytes | None:
+        """The JSON of `fields` (the timestamp aside) if they are exactly the
+        fields of the event being decided, as the handlers pass them on."""
+        event = self.deciding
+        if (
+            event is None
+            or fields.get("data") is not event.data
+            or len(fields) != len(event.fields) + ("timestamp" in fields)
+        ):
+            return None
+        return event.body
+
     def preload(self, db: Database, candidates: list[_Candidate]) -> None:
         """Loads, in one query, every aggregate the candidates name."""
         ids = {
-            i for c in candidates for i in _referenced_ids(c.data)
+            entity_id(i) for c in candidates for i in c.event.refs
         } - self.loaded.keys()
         found = load_aggregates(self.app, db, ids, self.cache)
         for aggregate_id in ids:
@@ -154,15 +175,6 @@ class UnitOfWork:
             for a in self.loaded.values()
             if a is not None and (a.pending_events or a.id in touched)
         ]
-
-
-def _referenced_ids(data: dict[str, Any]) -> list[UUID]:
-    ids = [
-        entity_id(v)
-        for k, v in data.items()
-        if k.endswith("_id") and isinstance(v, str)
-    ]
-    return ids + [entity_id(v) for v in data.get("joint_holder_ids", [])]
 
 
 class Ingestor:
@@ -316,9 +328,7 @@ class Ingestor:
         accepted: list[_Candidate] = []
         for candidate in fresh:
             try:
-                decider.apply(
-                    candidate.event.type, candidate.data, candidate.event.fields
-                )
+                uow.decide(decider, candidate.event)
             except DomainError as error:
                 if self.stored_meanwhile(candidate, report):
                     continue

@@ -64,12 +64,31 @@ class FactMapper(Mapper[UUID]):
                     **pending.fields,
                 )
             )
+        if pending.body is None:
+            state = self._encode(
+                cls, {"timestamp": pending.timestamp, **pending.fields}
+            )
+        else:
+            state = self._behind_timestamp(cls, pending.timestamp, pending.body)
         return StoredEvent(
             originator_id=pending.originator_id,
             originator_version=pending.originator_version,
             topic=cls.TOPIC,
-            state=self._encode(cls, {"timestamp": pending.timestamp, **pending.fields}),
+            state=state,
         )
+
+    def _behind_timestamp(
+        self, cls: type[Any], timestamp: datetime, body: bytes
+    ) -> bytes:
+        """What `_encode` writes for `{"timestamp": timestamp, **fields}`, given
+        `fields` already encoded as `body`: the same keys in the same order."""
+        head = b'{"timestamp":{"_type_":"datetime_iso","_data_":"%s"},' % (
+            self._iso(timestamp).encode()
+        )
+        class_version = getattr(cls, "class_version", 1)
+        if class_version > 1:
+            return b'%s%s,"class_version":%d}' % (head, body[1:-1], class_version)
+        return head + body[1:]
 
     def _encode(self, cls: type[Any], state: dict[str, Any]) -> bytes:
         """A fact's state as stored: its timestamp transcoded (in place, keeping

@@ -29,6 +29,9 @@ class PendingFact(NamedTuple):
     fact: type[Fact]
     timestamp: datetime
     fields: dict[str, Any]  # event_id, occurred_at, source, actor, data
+    # `fields` as JSON when the writer has it already (api.store.prepare): the
+    # save writes the timestamp in front instead of encoding them again.
+    body: bytes | None = None
 
     @property
     def event_id(self) -> str:
@@ -36,10 +39,14 @@ class PendingFact(NamedTuple):
 
 
 def pending_fact(
-    aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]
+    aggregate: Aggregate,
+    fact: type[Fact],
+    fields: dict[str, Any],
+    body: bytes | None = None,
 ) -> PendingFact | None:
     """The fact as pending data, with `aggregate`'s version moved on; None (and
-    the aggregate untouched) for a fact that changes state."""
+    the aggregate untouched) for a fact that changes state. `body`: `fields`
+    (the timestamp aside) as JSON, if known."""
     if changes_state(fact):
         return None
     if "timestamp" in fields:
@@ -48,4 +55,4 @@ def pending_fact(
     else:
         timestamp = fact.create_timestamp()
     aggregate.version += 1
-    return PendingFact(aggregate.id, aggregate.version, fact, timestamp, fields)
+    return PendingFact(aggregate.id, aggregate.version, fact, timestamp, fields, body)

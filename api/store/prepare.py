@@ -32,6 +32,10 @@ class Prepared(NamedTuple):
     data: dict[str, Any]  # `data` as stored (national IDs already hashed)
     fields: dict[str, Any]  # event_id, occurred_at, source, actor, data
     content_hash: bytes
+    refs: tuple[str, ...]  # the ids `data` names (aggregates the writer loads)
+    # `fields` as JSON, in the order a stored fact lists them: a fact that
+    # changes no state is stored as these bytes behind its timestamp.
+    body: bytes
 
 
 class Invalid(NamedTuple):
@@ -66,7 +70,15 @@ def prepare(raw: Any, national_id_key: bytes) -> Prepared | Invalid:
         data,
         fields,
         content_hash(event.type, fields),
+        referenced_ids(data),
+        orjson.dumps(fields),
     )
+
+
+def referenced_ids(data: dict[str, Any]) -> tuple[str, ...]:
+    """The ids of the aggregates an event's `data` names (`*_id` fields and joint holders)."""
+    ids = [v for k, v in data.items() if k.endswith("_id") and isinstance(v, str)]
+    return (*ids, *data.get("joint_holder_ids", ()))
 
 
 def prepare_batch(

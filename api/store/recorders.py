@@ -44,6 +44,18 @@ class ReadsLogRows(Protocol):
         ...
 
 
+class LogMoved(Exception):
+    """A save that expected to follow position N found the log elsewhere
+    (another writer saved in between): nothing of it was stored."""
+
+
+def _check_follows(positions: Sequence[int], expect_first: int | None) -> None:
+    if expect_first is not None and positions and positions[0] != expect_first:
+        raise LogMoved(
+            f"expected position {expect_first}, the log is at {positions[0]}"
+        )
+
+
 SELECT_HEAD = "SELECT chain_hash FROM crm_event_log ORDER BY position DESC LIMIT 1"
 
 
@@ -137,6 +149,7 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
         ):
             try:
                 previous, positions = self._open_save(curs, len(stored_events))
+                _check_follows(positions, kwargs.get("expect_first"))
                 with curs.copy(self.copy_events_statement) as copy:
                     copy.set_types(EVENT_COLUMN_TYPES)
                     for event, position in zip(stored_events, positions, strict=True):
@@ -205,6 +218,7 @@ class SQLiteCrmRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs)
         assert positions is not None
+        _check_follows(positions, kwargs.get("expect_first"))
         c.execute(SELECT_HEAD)
         head = c.fetchone()
         previous = bytes(head[0]) if head else GENESIS

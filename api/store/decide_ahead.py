@@ -1,0 +1,369 @@
+"""`crm ingest` deciding in a second process while the first one saves.
+
+A bulk file's writer used to validate, decide and save each batch on one core
+while the other core's validation worker idled two thirds of the time
+(docs/benchmarks.md, twelfth pass). Here the work is split where it balances:
+this process reads and validates a batch and saves the batch decided before
+it; a worker process applies the rules to the aggregates and maps the facts to
+their stored rows, a batch or two ahead of the saves.
+
+The worker decides on the log as this process will have saved it, which holds
+only while nothing else writes and every batch is clean. So its answer is
+used only when both are true, and checked:
+
+- a batch with a rule violation, or an event repeated within it, comes back as
+  `None`: this process stores that batch, and those decided after it, itself
+  (`Ingestor.ingest_prepared`, the ordinary path, which also tells repeats of
+  stored events from conflicts), then has the worker forget what it holds;
+- each save must take the positions right after the previous one's
+  (`expect_first`): a save by anyone else in between makes it fail whole
+  (`LogMoved`), and that batch goes the ordinary way too;
+- a save that fails for any other reason (an event_id the log already holds)
+  is rolled back whole, and goes the ordinary way.
+
+After `MAX_IRREGULAR` such batches the rest of the file goes the ordinary way.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import structlog
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from api.gc_tuning import tune_garbage_collector
+from api.settings import Settings
+from api.store.application import CrmApplication, eventsourcing_env
+from api.store.ingest import Ingestor, Outcome, Report, UnitOfWork
+from api.store.prepare import Invalid, Prepared
+from api.store.recorders import LogMoved
+from api.store.streams import AggregateCache
+from domain.errors import DomainError
+from domain.events import Fact
+from domain.handling import Decider
+
+log = structlog.get_logger("crm.ingest")
+
+MAX_IRREGULAR = 3
+
+
+class Row(NamedTuple):
+    """A decided fact as the worker sends it: plain values, cheap to unpickle."""
+
+    originator_id: bytes  # the UUID's 16 bytes
+    originator_version: int
+    topic: str
+    state: bytes
+    event_id: str
+    content_hash: bytes
+
+
+class DecidedCache(AggregateCache):
+    """The worker's aggregates: the log as this run's saves will leave it.
+
+    Every aggregate decided stays (contacts too), so that a later batch finds
+    what an earlier one created before that one is saved."""
+
+    def current_at(self, head: int) -> bool:
+        return True
+
+    def put_decided(self, aggregates: Iterable[Aggregate]) -> None:
+        with self._lock:
+            for aggregate in aggregates:
+                self._items[aggregate.id] = aggregate
+                self._items.move_to_end(aggregate.id)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._items = OrderedDict()
+
+
+# The worker process's own store, set up by `_start_worker`.
+_worker: Ingestor | None = None
+
+
+def _start_worker(settings: Settings, cache_size: int) -> None:
+    global _worker
+    from api.bootstrap import open_database
+
+    tune_garbage_collector()
+    national_id_key = settings.national_id_key
+    app = CrmApplication(env=eventsourcing_env(settings))
+    _worker = Ingestor(app, open_database(settings), national_id_key, cache_size)
+    # Every decided aggregate must stay until it is saved: far more than a few
+    # batches ahead could ever touch.
+    _worker.cache = DecidedCache(max(cache_size, 20_000))
+
+
+def _decide(prepared: list[Prepared | Invalid]) -> list[Row] | None:
+    """The stored rows of a clean batch's facts; None for a batch that is not clean."""
+    assert _worker is not None
+    return decide_batch(_worker, prepared)
+
+
+def _forget() -> None:
+    assert _worker is not None and isinstance(_worker.cache, DecidedCache)
+    _worker.cache.forget()
+
+
+def decide_batch(
+    ingestor: Ingestor, prepared: list[Prepared | Invalid]
+) -> list[Row] | None:
+    """Applies a batch's valid events to `ingestor`'s aggregates and maps their
+    facts to stored rows, in posting order; None (and the cache untouched) if
+    an event breaks a rule or comes twice."""
+    cache = ingestor.cache
+    assert isinstance(cache, DecidedCache)
+    report = Report(
+        [Outcome(i, p.posted_id, "pending") for i, p in enumerate(prepared)]
+    )
+    candidates = ingestor.screen(prepared, report, atomic=False)
+    if len({c.event.event_id for c in candidates}) != len(candidates):
+        return None
+    uow = UnitOfWork(ingestor.app, cache)
+    uow.preload(ingestor.db, candidates)
+    decider = Decider(uow, ingestor.national_id_key, Fact.create_timestamp())
+    try:
+        for candidate in candidates:
+            uow.decide(decider, candidate.event)
+    except DomainError:
+        return None
+    hashes = {c.event.event_id: c.content_hash for c in candidates}
+    order = {c.event.event_id: i for i, c in enumerate(candidates)}
+    aggregates = uow.changed()
+    facts = ingestor.app.stored_facts(aggregates, uow.pending, order)
+    cache.put_decided(aggregates)
+    return [
+        Row(
+            _uuid_bytes(s.originator_id),
+            s.originator_version,
+            s.topic,
+            s.state,
+            e,
+            hashes[e],
+        )
+        for e, s in facts
+    ]
+
+
+def _uuid_bytes(value: UUID | str) -> bytes:
+    return value.bytes if isinstance(value, UUID) else UUID(value).bytes
+
+
+class DecidingWorker:
+    """The worker process, and the order of what it was asked."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._pool = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(settings, settings.aggregate_cache_size),
+        )
+
+    def decide(self, prepared: list[Prepared | Invalid]) -> Future[list[Row] | None]:
+        return self._pool.submit(_decide, prepared)
+
+    def forget(self) -> None:
+        """Drops the worker's aggregates (after batches saved the ordinary way):
+        batches asked after this are decided on the log as it is."""
+        self._pool.submit(_forget)
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+def save_decided(
+    ingestor: Ingestor,
+    prepared: list[Prepared | Invalid],
+    rows: list[Row],
+    expect_first: int,
+) -> Report:
+    """Saves a batch the worker decided, as one transaction that must start at
+    position `expect_first`; reports it as `ingest_prepared` would."""
+    report = Report(
+        [Outcome(i, p.posted_id, "pending") for i, p in enumerate(prepared)]
+    )
+    candidates = ingestor.screen(prepared, report, atomic=False)
+    stored = [
+        StoredEvent(UUID(bytes=r.originator_id), r.originator_version, r.topic, r.state)
+        for r in rows
+    ]
+    event_log = {
+        (s.originator_id, s.originator_version): (r.event_id, r.content_hash)
+        for s, r in zip(stored, rows, strict=True)
+    }
+    positions = (
+        ingestor.app.recorder.insert_events(
+            stored, event_log=event_log, expect_first=expect_first
+        )
+        if stored
+        else []
+    )
+    assert positions is not None
+    at = {r.event_id: p for r, p in zip(rows, positions, strict=True)}
+    for candidate in candidates:
+        outcome = report.outcomes[candidate.index]
+        outcome.status, outcome.position = "stored", at[candidate.event.event_id]
+    return report
+
+
+class Batch(NamedTuple):
+    prepared: list[Prepared | Invalid]
+    decided: Future[list[Row] | None]
+    context: Any  # the caller's (line numbers)
+
+
+class Saving(NamedTuple):
+    batch: Batch
+    report: Future[Report]
+
+
+class NotAttempted(Exception):
+    """A save after one that failed: not tried, since it builds on the failed one."""
+
+
+class OrderedSaver:
+    """Saves decided batches one after another on a thread of their own, so
+    that this process validates the next batch while PostgreSQL takes the
+    last one. A save that fails stops every save queued after it (they were
+    decided on top of it) until `resume`."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ingest-saver")
+        self._failed = False
+
+    def submit(
+        self, prepared: list[Prepared | Invalid], rows: list[Row], expect_first: int
+    ) -> Future[Report]:
+        return self._thread.submit(self._save, prepared, rows, expect_first)
+
+    def _save(
+        self, prepared: list[Prepared | Invalid], rows: list[Row], expect_first: int
+    ) -> Report:
+        if self._failed:
+            raise NotAttempted
+        try:
+            return save_decided(self.ingestor, prepared, rows, expect_first)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def resume(self) -> None:
+        """After the failed saves' batches were stored the ordinary way (every
+        queued save has ended by then)."""
+        self._failed = False
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
+
+
+class AheadPipeline:
+    """Batches on their way: validated here, decided by the worker, saved here
+    on the saving thread.
+
+    `done(report, context)` is called for each batch in order, once stored."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        worker: DecidingWorker,
+        done: Callable[[Report, Any], None],
+        depth: int = 2,
+    ) -> None:
+        self.ingestor = ingestor
+        self.worker: DecidingWorker | None = worker
+        self.saver = OrderedSaver(ingestor)
+        self.done = done
+        self.depth = depth
+        self.deciding: list[Batch] = []
+        self.saving: list[Saving] = []
+        self.irregular = 0
+        self.saved_ahead = False
+        self.expect_first = (ingestor.app.recorder.max_notification_id() or 0) + 1
+
+    def submit(self, prepared: list[Prepared | Invalid], context: Any) -> None:
+        if self.worker is None:
+            self.done(self._ordinary(prepared), context)
+            return
+        self.deciding.append(Batch(prepared, self.worker.decide(prepared), context))
+        while len(self.deciding) > self.depth:
+            self._save_oldest()
+        while len(self.saving) > 1:
+            self._report_oldest()
+
+    def finish(self) -> None:
+        while self.deciding:
+            self._save_oldest()
+        while self.saving:
+            self._report_oldest()
+
+    def close(self) -> None:
+        self.saver.close()
+
+    def _save_oldest(self) -> None:
+        batch = self.deciding[0]
+        rows = batch.decided.result()
+        if rows is None:
+            while self.saving:  # the batches before it come first
+                self._report_oldest()
+            if self.deciding and self.deciding[0] is batch:
+                self._go_ordinary_way(self.deciding.pop(0))
+            return
+        self.deciding.pop(0)
+        report = self.saver.submit(batch.prepared, rows, self.expect_first)
+        self.saving.append(Saving(batch, report))
+        # Positions are taken in order, one per row, so the next save's first
+        # is known now; a save in between by anyone else is refused (LogMoved).
+        self.expect_first += len(rows)
+
+    def _report_oldest(self) -> None:
+        saving = self.saving.pop(0)
+        try:
+            report = saving.report.result()
+        except (LogMoved, IntegrityError, NotAttempted) as error:
+            log.info("ingest.ahead_save_refused", error=repr(error))
+            self._go_ordinary_way(saving.batch)
+            return
+        self.saved_ahead = True
+        self.done(report, saving.batch.context)
+
+    def _go_ordinary_way(self, first: Batch) -> None:
+        """Stores `first` and every batch after it the ordinary way (the saves
+        after it were not attempted); the worker then starts again from the log
+        as saved."""
+        assert self.worker is not None
+        self.irregular += 1
+        waiting = [first]
+        for saving in self.saving:
+            if saving.report.exception() is None:
+                raise AssertionError("a save after a failed one was attempted")
+            waiting.append(saving.batch)
+        waiting += self.deciding
+        self.saving, self.deciding = [], []
+        for batch in waiting:
+            self.done(self._ordinary(batch.prepared), batch.context)
+        self.saver.resume()
+        if self.irregular >= MAX_IRREGULAR:
+            log.info("ingest.ahead_stopped", irregular=self.irregular)
+            self.worker = None
+            return
+        self.worker.forget()
+        self.expect_first = (self.ingestor.app.recorder.max_notification_id() or 0) + 1
+
+    def _ordinary(self, prepared: list[Prepared | Invalid]) -> Report:
+        if self.saved_ahead:
+            # This process's cache never saw the worker's saves: it starts again.
+            cache = self.ingestor.cache
+            self.ingestor.cache = AggregateCache(cache.maxsize, cache.uncached)
+            self.saved_ahead = False
+        return self.ingestor.ingest_prepared(prepared, atomic=False, optimistic=True)
