@@ -347,36 +347,35 @@ def _ingest_deciding_ahead(
     parse: Parse | None,
 ) -> dict[str, int]:
     """`_ingest_items` with the rules applied in a worker process a batch ahead
-    (api.store.decide_ahead); this process validates and saves. The first batch
-    is stored here alone, so that a small file never starts a process."""
-    from api.store.decide_ahead import AheadPipeline, DecidingWorker
+    (api.store.decide_ahead); this process saves. The first batch is stored
+    here alone, so that a small file never starts a process."""
+    from api.store.decide_ahead import AheadPipeline, DecidingWorker, FileBatches
     from api.store.prepare import prepare_items
 
     totals = {"stored": 0, "duplicate": 0, "rejected": 0}
-    key = platform.settings.national_id_key
-
-    def done(report: Report, lines: list[int]) -> None:
-        _add(totals, report, lines)
-
+    file = FileBatches(
+        parse,
+        done=lambda report, lines: _add(totals, report, lines),
+        unreadable=lambda line, problem: _reject_line(line, problem, totals, False),
+    )
     worker: DecidingWorker | None = None
     pipeline: AheadPipeline | None = None
-    stored_one = False
     try:
-        for batch, line_numbers, read in _batches(items, size):
-            results, lines = _report_unparsed(
-                prepare_items(batch, key, parse), line_numbers, totals, False
-            )
-            if not stored_one:
+        for number, (batch, line_numbers, read) in enumerate(_batches(items, size)):
+            if number == 0:
+                prepared = prepare_items(
+                    batch, platform.settings.national_id_key, parse
+                )
+                results, lines = _report_unparsed(prepared, line_numbers, totals, False)
                 report = platform.ingestor.ingest_prepared(
                     results, atomic=False, optimistic=True
                 )
-                done(report, lines)
-                stored_one = True
+                file.done(report, lines)
             else:
-                if pipeline is None:
+                if worker is None or pipeline is None:
                     worker = DecidingWorker(platform.settings)
-                    pipeline = AheadPipeline(platform.ingestor, worker, done)
-                pipeline.submit(results, lines)
+                    pipeline = AheadPipeline(platform.ingestor, worker, file)
+                pipeline.submit(batch, line_numbers)
             if progress is not None:
                 progress.update(read)
         if pipeline is not None:

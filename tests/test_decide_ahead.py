@@ -20,10 +20,9 @@ from api.bootstrap import build_platform
 from api.cli import cli
 from api.demo_data import generate_demo_events
 from api.settings import Settings
-from api.store.decide_ahead import AheadPipeline, DecidingWorker
+from api.store.decide_ahead import AheadPipeline, DecidingWorker, FileBatches
 from api.store.ingest import Report
 from api.store.mapper import FactMapper
-from api.store.prepare import prepare_batch
 from api.store.recorders import LogMoved
 from api.store.transcoder import OrjsonTranscoder
 from domain.account import BalanceReported
@@ -118,12 +117,10 @@ def test_a_save_after_another_writers_goes_the_ordinary_way(
 ) -> None:
     platform = build_platform(settings)
     other = build_platform(settings)
-    key = settings.national_id_key
     reports: list[Report] = []
     worker = DecidingWorker(settings)
-    pipeline = AheadPipeline(
-        platform.ingestor, worker, lambda r, _: reports.append(r), depth=1
-    )
+    file = FileBatches(None, lambda r, _: reports.append(r), lambda line, problem: None)
+    pipeline = AheadPipeline(platform.ingestor, worker, file, depth=1)
     customer = registered(name="孙丽")
     opened = account_opened(customer["data"]["customer_id"])
     aid = opened["data"]["account_id"]
@@ -135,14 +132,14 @@ def test_a_save_after_another_writers_goes_the_ordinary_way(
         for n in range(1, 6)
     ]
     try:
-        pipeline.submit(prepare_batch([customer, opened], key), None)
+        pipeline.submit([customer, opened], [1, 2])
         pipeline.finish()
-        pipeline.submit(prepare_batch(balances[:2], key), None)
+        pipeline.submit(balances[:2], [3, 4])
         assert pipeline.deciding[0].decided.result() is not None  # decided: v2, v3
         # Another writer takes version 2 before that batch is saved.
         assert other.ingestor.ingest(balances[4:], atomic=True).count("stored") == 1
         pipeline.finish()
-        pipeline.submit(prepare_batch(balances[2:4], key), None)
+        pipeline.submit(balances[2:4], [5, 6])
         pipeline.finish()
     finally:
         pipeline.close()

@@ -41,7 +41,7 @@ from api.gc_tuning import tune_garbage_collector
 from api.settings import Settings
 from api.store.application import CrmApplication, eventsourcing_env
 from api.store.ingest import Ingestor, Outcome, Report, UnitOfWork
-from api.store.prepare import Invalid, Prepared
+from api.store.prepare import Invalid, Parse, Prepared, prepare_items
 from api.store.recorders import LogMoved
 from api.store.streams import AggregateCache
 from domain.errors import DomainError
@@ -51,6 +51,7 @@ from domain.handling import Decider
 log = structlog.get_logger("crm.ingest")
 
 MAX_IRREGULAR = 3
+SAVES_IN_FLIGHT = 2  # on the saving thread, while this one validates
 
 
 class Row(NamedTuple):
@@ -103,10 +104,37 @@ def _start_worker(settings: Settings, cache_size: int) -> None:
     _worker.cache = DecidedCache(max(cache_size, 20_000))
 
 
-def _decide(prepared: list[Prepared | Invalid]) -> list[Row] | None:
+class Screened(NamedTuple):
+    """A valid event as the worker that validated it reports it back."""
+
+    posted_id: str
+    event_id: str
+
+
+Checked = Prepared | Invalid | Screened
+"""An item of a batch as the saving side knows it."""
+
+
+class Decided(NamedTuple):
+    rows: list[Row] | None  # None: the batch is not clean
+    checked: list[Checked] | None  # the worker's validation, when it did it
+
+
+def _decide(prepared: list[Prepared | Invalid]) -> Decided:
     """The stored rows of a clean batch's facts; None for a batch that is not clean."""
     assert _worker is not None
-    return decide_batch(_worker, prepared)
+    return Decided(decide_batch(_worker, prepared), None)
+
+
+def _validate_and_decide(items: list[Any], parse: Parse | None) -> Decided:
+    """`_decide` of a batch of a file's items, validated here first."""
+    assert _worker is not None
+    prepared = prepare_items(items, _worker.national_id_key, parse)
+    checked: list[Checked] = [
+        Screened(p.posted_id, p.event_id) if isinstance(p, Prepared) else p
+        for p in prepared
+    ]
+    return Decided(decide_batch(_worker, prepared), checked)
 
 
 def _forget() -> None:
@@ -169,8 +197,13 @@ class DecidingWorker:
             initargs=(settings, settings.aggregate_cache_size),
         )
 
-    def decide(self, prepared: list[Prepared | Invalid]) -> Future[list[Row] | None]:
+    def decide(self, prepared: list[Prepared | Invalid]) -> Future[Decided]:
         return self._pool.submit(_decide, prepared)
+
+    def validate_and_decide(
+        self, items: list[Any], parse: Parse | None
+    ) -> Future[Decided]:
+        return self._pool.submit(_validate_and_decide, items, parse)
 
     def forget(self) -> None:
         """Drops the worker's aggregates (after batches saved the ordinary way):
@@ -183,16 +216,12 @@ class DecidingWorker:
 
 def save_decided(
     ingestor: Ingestor,
-    prepared: list[Prepared | Invalid],
+    checked: list[Checked],
     rows: list[Row],
     expect_first: int,
 ) -> Report:
     """Saves a batch the worker decided, as one transaction that must start at
     position `expect_first`; reports it as `ingest_prepared` would."""
-    report = Report(
-        [Outcome(i, p.posted_id, "pending") for i, p in enumerate(prepared)]
-    )
-    candidates = ingestor.screen(prepared, report, atomic=False)
     stored = [
         StoredEvent(UUID(bytes=r.originator_id), r.originator_version, r.topic, r.state)
         for r in rows
@@ -210,21 +239,30 @@ def save_decided(
     )
     assert positions is not None
     at = {r.event_id: p for r, p in zip(rows, positions, strict=True)}
-    for candidate in candidates:
-        outcome = report.outcomes[candidate.index]
-        outcome.status, outcome.position = "stored", at[candidate.event.event_id]
+    report = Report()
+    for index, item in enumerate(checked):
+        if isinstance(item, Invalid):
+            report.outcomes.append(
+                Outcome(index, item.posted_id, "rejected", error=item.error())
+            )
+        else:
+            report.outcomes.append(
+                Outcome(index, item.posted_id, "stored", at[item.event_id])
+            )
     return report
 
 
 class Batch(NamedTuple):
-    prepared: list[Prepared | Invalid]
-    decided: Future[list[Row] | None]
-    context: Any  # the caller's (line numbers)
+    items: list[Any]  # as read from the file
+    prepared: list[Prepared | Invalid] | None  # None: the worker validates them
+    decided: Future[Decided]
+    lines: list[int]  # each item's line number
 
 
 class Saving(NamedTuple):
     batch: Batch
     report: Future[Report]
+    lines: list[int]  # of the items reported (unreadable ones left out)
 
 
 class NotAttempted(Exception):
@@ -243,17 +281,17 @@ class OrderedSaver:
         self._failed = False
 
     def submit(
-        self, prepared: list[Prepared | Invalid], rows: list[Row], expect_first: int
+        self, checked: list[Checked], rows: list[Row], expect_first: int
     ) -> Future[Report]:
-        return self._thread.submit(self._save, prepared, rows, expect_first)
+        return self._thread.submit(self._save, checked, rows, expect_first)
 
     def _save(
-        self, prepared: list[Prepared | Invalid], rows: list[Row], expect_first: int
+        self, checked: list[Checked], rows: list[Row], expect_first: int
     ) -> Report:
         if self._failed:
             raise NotAttempted
         try:
-            return save_decided(self.ingestor, prepared, rows, expect_first)
+            return save_decided(self.ingestor, checked, rows, expect_first)
         except BaseException:
             self._failed = True
             raise
@@ -267,38 +305,55 @@ class OrderedSaver:
         self._thread.shutdown(wait=True, cancel_futures=True)
 
 
-class AheadPipeline:
-    """Batches on their way: validated here, decided by the worker, saved here
-    on the saving thread.
+class FileBatches(NamedTuple):
+    """What the pipeline needs of the file being ingested."""
 
-    `done(report, context)` is called for each batch in order, once stored."""
+    parse: Parse | None  # item -> envelope (see api.store.prepare)
+    done: Callable[[Report, list[int]], None]  # a batch stored: its report, lines
+    unreadable: Callable[[int, str], None]  # a line that never became an event
+
+
+class AheadPipeline:
+    """Batches on their way: validated (here or by the worker, whichever is
+    less busy), decided by the worker, saved here on the saving thread.
+
+    `file.done(report, lines)` is called for each batch in order, once stored."""
 
     def __init__(
         self,
         ingestor: Ingestor,
         worker: DecidingWorker,
-        done: Callable[[Report, Any], None],
-        depth: int = 2,
+        file: FileBatches,
+        depth: int = 3,
     ) -> None:
         self.ingestor = ingestor
         self.worker: DecidingWorker | None = worker
         self.saver = OrderedSaver(ingestor)
-        self.done = done
+        self.file = file
         self.depth = depth
         self.deciding: list[Batch] = []
         self.saving: list[Saving] = []
         self.irregular = 0
         self.saved_ahead = False
+        # Whether the worker validates the next batch: it does when its last
+        # decision was ready before this process asked for it.
+        self.worker_validates = False
         self.expect_first = (ingestor.app.recorder.max_notification_id() or 0) + 1
 
-    def submit(self, prepared: list[Prepared | Invalid], context: Any) -> None:
+    def submit(self, items: list[Any], lines: list[int]) -> None:
         if self.worker is None:
-            self.done(self._ordinary(prepared), context)
+            self._ordinary(Batch(items, None, Future(), lines))
             return
-        self.deciding.append(Batch(prepared, self.worker.decide(prepared), context))
+        if self.worker_validates:
+            decided = self.worker.validate_and_decide(items, self.file.parse)
+            self.deciding.append(Batch(items, None, decided, lines))
+        else:
+            prepared = self._prepare(items)
+            decided = self.worker.decide(prepared)
+            self.deciding.append(Batch(items, prepared, decided, lines))
         while len(self.deciding) > self.depth:
             self._save_oldest()
-        while len(self.saving) > 1:
+        while len(self.saving) > SAVES_IN_FLIGHT:
             self._report_oldest()
 
     def finish(self) -> None:
@@ -310,9 +365,13 @@ class AheadPipeline:
     def close(self) -> None:
         self.saver.close()
 
+    def _prepare(self, items: list[Any]) -> list[Prepared | Invalid]:
+        return prepare_items(items, self.ingestor.national_id_key, self.file.parse)
+
     def _save_oldest(self) -> None:
         batch = self.deciding[0]
-        rows = batch.decided.result()
+        self.worker_validates = batch.decided.done()
+        rows, checked = batch.decided.result()
         if rows is None:
             while self.saving:  # the batches before it come first
                 self._report_oldest()
@@ -320,11 +379,31 @@ class AheadPipeline:
                 self._go_ordinary_way(self.deciding.pop(0))
             return
         self.deciding.pop(0)
-        report = self.saver.submit(batch.prepared, rows, self.expect_first)
-        self.saving.append(Saving(batch, report))
+        if checked is None:
+            assert batch.prepared is not None
+            checked = list(batch.prepared)
+        kept, lines = self._readable(checked, batch.lines)
+        report = self.saver.submit(kept, rows, self.expect_first)
+        self.saving.append(Saving(batch, report, lines))
         # Positions are taken in order, one per row, so the next save's first
         # is known now; a save in between by anyone else is refused (LogMoved).
         self.expect_first += len(rows)
+
+    def _readable(
+        self, checked: list[Checked], lines: list[int], report: bool = True
+    ) -> tuple[list[Checked], list[int]]:
+        """The items that became events, and their lines; the others are
+        reported (once: not when `report` is False)."""
+        kept: list[Checked] = []
+        kept_lines: list[int] = []
+        for item, line in zip(checked, lines, strict=True):
+            if isinstance(item, Invalid) and not item.parsed:
+                if report:
+                    self.file.unreadable(line, item.problems[0][1])
+                continue
+            kept.append(item)
+            kept_lines.append(line)
+        return kept, kept_lines
 
     def _report_oldest(self) -> None:
         saving = self.saving.pop(0)
@@ -332,26 +411,25 @@ class AheadPipeline:
             report = saving.report.result()
         except (LogMoved, IntegrityError, NotAttempted) as error:
             log.info("ingest.ahead_save_refused", error=repr(error))
-            self._go_ordinary_way(saving.batch)
+            self._go_ordinary_way(saving.batch, reported=True)
             return
         self.saved_ahead = True
-        self.done(report, saving.batch.context)
+        self.file.done(report, saving.lines)
 
-    def _go_ordinary_way(self, first: Batch) -> None:
+    def _go_ordinary_way(self, first: Batch, reported: bool = False) -> None:
         """Stores `first` and every batch after it the ordinary way (the saves
         after it were not attempted); the worker then starts again from the log
-        as saved."""
+        as saved. `reported`: `first`'s unreadable lines were reported."""
         assert self.worker is not None
         self.irregular += 1
-        waiting = [first]
+        self._ordinary(first, reported)
         for saving in self.saving:
             if saving.report.exception() is None:
                 raise AssertionError("a save after a failed one was attempted")
-            waiting.append(saving.batch)
-        waiting += self.deciding
+            self._ordinary(saving.batch, reported=True)
+        for batch in self.deciding:
+            self._ordinary(batch)
         self.saving, self.deciding = [], []
-        for batch in waiting:
-            self.done(self._ordinary(batch.prepared), batch.context)
         self.saver.resume()
         if self.irregular >= MAX_IRREGULAR:
             log.info("ingest.ahead_stopped", irregular=self.irregular)
@@ -360,10 +438,19 @@ class AheadPipeline:
         self.worker.forget()
         self.expect_first = (self.ingestor.app.recorder.max_notification_id() or 0) + 1
 
-    def _ordinary(self, prepared: list[Prepared | Invalid]) -> Report:
+    def _ordinary(self, batch: Batch, reported: bool = False) -> None:
+        prepared = batch.prepared
+        if prepared is None:
+            prepared = self._prepare(batch.items)
+        kept, lines = self._readable(list(prepared), batch.lines, not reported)
         if self.saved_ahead:
             # This process's cache never saw the worker's saves: it starts again.
             cache = self.ingestor.cache
             self.ingestor.cache = AggregateCache(cache.maxsize, cache.uncached)
             self.saved_ahead = False
-        return self.ingestor.ingest_prepared(prepared, atomic=False, optimistic=True)
+        report = self.ingestor.ingest_prepared(
+            kept,  # type: ignore[arg-type]  # Screened never reaches here
+            atomic=False,
+            optimistic=True,
+        )
+        self.file.done(report, lines)
