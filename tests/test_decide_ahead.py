@@ -194,3 +194,32 @@ def test_a_fact_stored_behind_its_timestamp_is_the_fact_encoded() -> None:
     for cls in (BalanceReported, version_two):
         encoded = mapper._encode(cls, {"timestamp": now, **fields})
         assert mapper._behind_timestamp(cls, now, body) == encoded
+
+
+def test_a_lost_worker_leaves_the_rest_to_this_process(settings: Settings) -> None:
+    platform = build_platform(settings)
+    reports: list[Report] = []
+    worker = DecidingWorker(settings)
+    file = FileBatches(None, lambda r, _: reports.append(r), lambda line, problem: None)
+    pipeline = AheadPipeline(platform.ingestor, worker, file, depth=1)
+    customers = [registered(name=f"郑{n}") for n in range(6)]
+    try:
+        pipeline.submit(customers[:2], [1, 2])
+        pipeline.finish()
+        for process in list(worker._pool._processes.values()):  # type: ignore[union-attr]
+            process.kill()
+            process.join()
+        pipeline.submit(customers[2:4], [3, 4])
+        pipeline.submit(customers[4:], [5, 6])
+        pipeline.finish()
+    finally:
+        pipeline.close()
+        worker.close()
+    try:
+        assert [r.count("stored") for r in reports] == [2, 2, 2]
+        assert pipeline.worker is None
+        assert platform.app.recorder.max_notification_id() is not None
+        rows = platform.app.recorder.select_log_rows(0, 100)  # type: ignore[attr-defined]
+        assert len(rows) == 6
+    finally:
+        platform.close()

@@ -30,6 +30,7 @@ import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -344,13 +345,18 @@ class AheadPipeline:
         if self.worker is None:
             self._ordinary(Batch(items, None, Future(), lines))
             return
-        if self.worker_validates:
-            decided = self.worker.validate_and_decide(items, self.file.parse)
-            self.deciding.append(Batch(items, None, decided, lines))
-        else:
-            prepared = self._prepare(items)
-            decided = self.worker.decide(prepared)
-            self.deciding.append(Batch(items, prepared, decided, lines))
+        try:
+            if self.worker_validates:
+                decided = self.worker.validate_and_decide(items, self.file.parse)
+                self.deciding.append(Batch(items, None, decided, lines))
+            else:
+                prepared = self._prepare(items)
+                decided = self.worker.decide(prepared)
+                self.deciding.append(Batch(items, prepared, decided, lines))
+        except BrokenProcessPool:
+            lost: Future[Decided] = Future()
+            lost.set_exception(BrokenProcessPool("the deciding worker is gone"))
+            self.deciding.append(Batch(items, None, lost, lines))
         while len(self.deciding) > self.depth:
             self._save_oldest()
         while len(self.saving) > SAVES_IN_FLIGHT:
@@ -371,7 +377,13 @@ class AheadPipeline:
     def _save_oldest(self) -> None:
         batch = self.deciding[0]
         self.worker_validates = batch.decided.done()
-        rows, checked = batch.decided.result()
+        try:
+            rows, checked = batch.decided.result()
+        except BrokenProcessPool:
+            # The worker died (killed, out of memory): this process does the rest.
+            log.warning("ingest.ahead_worker_lost")
+            self.irregular = MAX_IRREGULAR
+            rows, checked = None, None
         if rows is None:
             while self.saving:  # the batches before it come first
                 self._report_oldest()
@@ -420,7 +432,6 @@ class AheadPipeline:
         """Stores `first` and every batch after it the ordinary way (the saves
         after it were not attempted); the worker then starts again from the log
         as saved. `reported`: `first`'s unreadable lines were reported."""
-        assert self.worker is not None
         self.irregular += 1
         self._ordinary(first, reported)
         for saving in self.saving:
@@ -431,7 +442,7 @@ class AheadPipeline:
             self._ordinary(batch)
         self.saving, self.deciding = [], []
         self.saver.resume()
-        if self.irregular >= MAX_IRREGULAR:
+        if self.irregular >= MAX_IRREGULAR or self.worker is None:
             log.info("ingest.ahead_stopped", irregular=self.irregular)
             self.worker = None
             return
