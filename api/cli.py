@@ -303,9 +303,6 @@ def _ingest_items(
     if not strict and settings.validation_workers > 0 and settings.ingest_decide_ahead:
         return _ingest_deciding_ahead(platform, items, size, progress, parse)
     totals = {"stored": 0, "duplicate": 0, "rejected": 0}
-    batch: list[Any] = []
-    line_numbers: list[int] = []
-    pending_bytes = 0
     # Batches being validated ahead of the writer: (result, their line numbers).
     ahead: deque[tuple[Pending, list[int]]] = deque()
     with Preparer(
@@ -313,22 +310,12 @@ def _ingest_items(
         platform.settings.validation_workers,
         parse=parse,
     ) as preparer:
-        for number, event, read in items:
-            pending_bytes += read
-            if event is None:
-                continue
-            batch.append(event)
-            line_numbers.append(number)
-            if len(batch) >= size:
-                ahead.append((preparer.submit(batch), line_numbers))
-                batch, line_numbers = [], []
-                while len(ahead) > BATCHES_AHEAD:
-                    _flush(platform, *ahead.popleft(), totals, strict)
-                if progress is not None:
-                    progress.update(pending_bytes)
-                    pending_bytes = 0
-        if batch:
+        for batch, line_numbers, read in _batches(items, size):
             ahead.append((preparer.submit(batch), line_numbers))
+            while len(ahead) > BATCHES_AHEAD:
+                _flush(platform, *ahead.popleft(), totals, strict)
+            if progress is not None:
+                progress.update(read)
         while ahead:
             _flush(platform, *ahead.popleft(), totals, strict)
     if progress is not None:
