@@ -259,8 +259,13 @@ class SQLiteDatabase(Database):
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # The file keeps its journal mode. Asking for WAL again while other
+            # threads write can fail at once with "database is locked" (SQLite
+            # does not wait on a busy handler there), so only a new file is set.
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
