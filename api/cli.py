@@ -333,11 +333,10 @@ def _ingest_deciding_ahead(
     progress: Any,
     parse: Parse | None,
 ) -> dict[str, int]:
-    """`_ingest_items` with the rules applied in a worker process a batch ahead
-    (api.store.decide_ahead); this process saves. The first batch is stored
-    here alone, so that a small file never starts a process."""
+    """`_ingest_items` with the rules applied in a worker process ahead of the
+    saves (api.store.decide_ahead). The first batch is stored in this process
+    alone, so that a small file never starts a process."""
     from api.store.decide_ahead import AheadPipeline, DecidingWorker, FileBatches
-    from api.store.prepare import prepare_items
 
     totals = {"stored": 0, "duplicate": 0, "rejected": 0}
     file = FileBatches(
@@ -345,31 +344,19 @@ def _ingest_deciding_ahead(
         done=lambda report, lines: _add(totals, report, lines),
         unreadable=lambda line, problem: _reject_line(line, problem, totals, False),
     )
+    pipeline = AheadPipeline(platform.ingestor, file)
     worker: DecidingWorker | None = None
-    pipeline: AheadPipeline | None = None
     try:
         for number, (batch, line_numbers, read) in enumerate(_batches(items, size)):
-            if number == 0:
-                prepared = prepare_items(
-                    batch, platform.settings.national_id_key, parse
-                )
-                results, lines = _report_unparsed(prepared, line_numbers, totals, False)
-                report = platform.ingestor.ingest_prepared(
-                    results, atomic=False, optimistic=True
-                )
-                file.done(report, lines)
-            else:
-                if worker is None or pipeline is None:
-                    worker = DecidingWorker(platform.settings)
-                    pipeline = AheadPipeline(platform.ingestor, worker, file)
-                pipeline.submit(batch, line_numbers)
+            if number == 1:
+                worker = DecidingWorker(platform.settings)
+                pipeline.use(worker)
+            pipeline.submit(batch, line_numbers)
             if progress is not None:
                 progress.update(read)
-        if pipeline is not None:
-            pipeline.finish()
+        pipeline.finish()
     finally:
-        if pipeline is not None:
-            pipeline.close()
+        pipeline.close()
         if worker is not None:
             worker.close()
     if progress is not None:

@@ -120,7 +120,8 @@ def test_a_save_after_another_writers_goes_the_ordinary_way(
     reports: list[Report] = []
     worker = DecidingWorker(settings)
     file = FileBatches(None, lambda r, _: reports.append(r), lambda line, problem: None)
-    pipeline = AheadPipeline(platform.ingestor, worker, file, depth=1)
+    pipeline = AheadPipeline(platform.ingestor, file, depth=1)
+    pipeline.use(worker)
     customer = registered(name="孙丽")
     opened = account_opened(customer["data"]["customer_id"])
     aid = opened["data"]["account_id"]
@@ -201,7 +202,8 @@ def test_a_lost_worker_leaves_the_rest_to_this_process(settings: Settings) -> No
     reports: list[Report] = []
     worker = DecidingWorker(settings)
     file = FileBatches(None, lambda r, _: reports.append(r), lambda line, problem: None)
-    pipeline = AheadPipeline(platform.ingestor, worker, file, depth=1)
+    pipeline = AheadPipeline(platform.ingestor, file, depth=1)
+    pipeline.use(worker)
     customers = [registered(name=f"郑{n}") for n in range(6)]
     try:
         pipeline.submit(customers[:2], [1, 2])

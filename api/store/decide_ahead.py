@@ -3,9 +3,10 @@
 A bulk file's writer used to validate, decide and save each batch on one core
 while the other core's validation worker idled two thirds of the time
 (docs/benchmarks.md, twelfth pass). Here the work is split where it balances:
-this process reads and validates a batch and saves the batch decided before
-it; a worker process applies the rules to the aggregates and maps the facts to
-their stored rows, a batch or two ahead of the saves.
+a worker process applies the rules to the aggregates and maps the facts to
+their stored rows, up to three batches ahead of the saves; this process saves
+them on a saving thread. Each batch is validated by whichever of the two is
+less busy.
 
 The worker decides on the log as this process will have saved it, which holds
 only while nothing else writes and every batch is clean. So its answer is
@@ -21,8 +22,8 @@ used only when both are true, and checked:
 - a save that fails for any other reason (an event_id the log already holds)
   is rolled back whole, and goes the ordinary way.
 
-After `MAX_IRREGULAR` such batches the rest of the file goes the ordinary way.
-"""
+After `MAX_IRREGULAR` such batches, or once the worker is gone, the rest of the
+file goes the ordinary way."""
 
 from __future__ import annotations
 
@@ -77,11 +78,7 @@ class DecidedCache(AggregateCache):
 
     def put_decided(self, aggregates: Iterable[Aggregate]) -> None:
         with self._lock:
-            for aggregate in aggregates:
-                self._items[aggregate.id] = aggregate
-                self._items.move_to_end(aggregate.id)
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            self._keep(aggregates)
 
     def forget(self) -> None:
         with self._lock:
@@ -320,15 +317,10 @@ class AheadPipeline:
 
     `file.done(report, lines)` is called for each batch in order, once stored."""
 
-    def __init__(
-        self,
-        ingestor: Ingestor,
-        worker: DecidingWorker,
-        file: FileBatches,
-        depth: int = 3,
-    ) -> None:
+    def __init__(self, ingestor: Ingestor, file: FileBatches, depth: int = 3) -> None:
         self.ingestor = ingestor
-        self.worker: DecidingWorker | None = worker
+        # None until `use`: batches go the ordinary way.
+        self.worker: DecidingWorker | None = None
         self.saver = OrderedSaver(ingestor)
         self.file = file
         self.depth = depth
@@ -339,7 +331,15 @@ class AheadPipeline:
         # Whether the worker validates the next batch: it does when its last
         # decision was ready before this process asked for it.
         self.worker_validates = False
-        self.expect_first = (ingestor.app.recorder.max_notification_id() or 0) + 1
+        self.expect_first = 0
+
+    def use(self, worker: DecidingWorker) -> None:
+        """Batches submitted from now on are decided by `worker`."""
+        self.worker = worker
+        self.expect_first = self._next_position()
+
+    def _next_position(self) -> int:
+        return (self.ingestor.app.recorder.max_notification_id() or 0) + 1
 
     def submit(self, items: list[Any], lines: list[int]) -> None:
         if self.worker is None:
@@ -447,7 +447,7 @@ class AheadPipeline:
             self.worker = None
             return
         self.worker.forget()
-        self.expect_first = (self.ingestor.app.recorder.max_notification_id() or 0) + 1
+        self.expect_first = self._next_position()
 
     def _ordinary(self, batch: Batch, reported: bool = False) -> None:
         prepared = batch.prepared

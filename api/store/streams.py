@@ -113,13 +113,17 @@ class AggregateCache:
                     self._current_at = last
                 else:
                     self._only_writer = False
-            for aggregate in aggregates:  # saved: nobody changes them any more
-                if isinstance(aggregate, self.uncached):
-                    continue
-                self._items[aggregate.id] = aggregate
-                self._items.move_to_end(aggregate.id)
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            # Saved: nobody changes them any more.
+            self._keep(a for a in aggregates if not isinstance(a, self.uncached))
+
+    def _keep(self, aggregates: Iterable[Aggregate]) -> None:
+        """Keeps `aggregates` as the newest, dropping the least recently used
+        beyond `maxsize` (the caller holds the lock)."""
+        for aggregate in aggregates:
+            self._items[aggregate.id] = aggregate
+            self._items.move_to_end(aggregate.id)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
 
 
 def load_aggregates(
