@@ -17,9 +17,11 @@ import argparse
 import json
 import signal
 import subprocess
+import threading
 import time
 import uuid
 
+import psutil
 import psycopg
 
 from bench import data, workloads_http
@@ -101,23 +103,49 @@ def inproc() -> None:
     platform.ingestor.ingest([launch], atomic=True)
     planner = planner_of(platform)
     planner.catch_up(platform.app.recorder.max_notification_id() or 0)
+    before = psutil.Process().memory_info().rss
+    peak = _PeakRss()
     started, cpu = time.perf_counter(), time.process_time()
-    answer = planner.plan(
+    # The answer's bytes, as the server sends them: parsing 100,000 entries
+    # here would be most of this process's peak memory.
+    answer_json = planner.plan_json(
         launch["data"]["campaign_id"], targets, str(uuid.uuid4()), actor="bench"
     )
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
+    peak.stop()
     print(
         json.dumps(
             {
                 "seconds": round(seconds, 2),
                 "cpu_seconds": round(cpu, 2),  # this process's, every thread's
-                "scheduled": len(answer["scheduled"]),
-                "suppressed": len(answer["suppressed"]),
+                "answer_mb": round(len(answer_json) / 2**20, 1),
+                "rss_before_mb": round(before / 2**20, 1),
+                "peak_rss_mb": round(peak.peak / 2**20, 1),
+                "rss_after_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
             }
         )
     )
     platform.close()
+
+
+class _PeakRss:
+    """This process's peak RSS, sampled every 10 ms on a thread."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        process = psutil.Process()
+        while not self._done.wait(0.01):
+            self.peak = max(self.peak, process.memory_info().rss)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def main() -> None:

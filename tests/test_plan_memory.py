@@ -1,6 +1,6 @@
-"""What keeps a large mailing plan's memory down: stored and answer bytes in
-allocations of their own size, lots that stop growing, and an answer kept as
-JSON entries in the targets' order."""
+"""What keeps a large mailing plan's memory down: stored bytes in allocations of
+their own size, lots that stop growing, an answer kept in a file and read back in
+pieces in the targets' order, cursors that let go of their results."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from api.bootstrap import Platform
 from api.http.routes.mailings import PlanRequest, PlanResponse
 from api.memory import release_free_memory
-from api.store import mailing_plans
+from api.store import mailing_plans, plan_answer
 from api.store.json_bytes import kept
-from api.store.mailing_plans import Answer, _lots
+from api.store.mailing_plans import MailingPlanner, _lots
 from api.store.mapper import FactMapper
+from api.store.plan_answer import Answer, joined
 from api.store.transcoder import OrjsonTranscoder
 from domain import mailing as m
-from tests.factories import new_id, registered_fact
+from tests.factories import envelope, new_id, registered, registered_fact
 
 
 def held_bytes(make: Any, count: int = 2000) -> float:
@@ -74,8 +76,12 @@ def test_lots_hold_whole_households_and_stop_growing(
         assert len({lot_of[t] for t in members}) == 1
 
 
-def test_the_answer_is_in_the_targets_order_and_the_models_shape() -> None:
-    piece = m.Decision(
+@pytest.mark.parametrize("piece", [1 << 20, 5])
+def test_the_answer_is_in_the_targets_order_and_the_models_shape(
+    piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(plan_answer, "PIECE", piece)
+    scheduled = m.Decision(
         customer_id="b",
         outcome=m.SCHEDULED,
         reason=m.PRIMARY_RECIPIENT,
@@ -95,11 +101,18 @@ def test_the_answer_is_in_the_targets_order_and_the_models_shape() -> None:
     unknown = m.Decision(
         customer_id="c", outcome=m.SUPPRESSED, reason=m.UNKNOWN_CUSTOMER
     )
-    answer = Answer()
-    for decision in (unknown, piece, other):
-        answer.add(decision)
+    building = Answer(["a", "b", "c", "d"])
+    for decision in (unknown, scheduled, other):
+        building.add(decision)
+    answer = building.finish(9)
 
-    published = orjson.loads(answer.json(["a", "b", "c"], 9))
+    pieces = list(answer.pieces())
+    whole = joined(answer)
+    answer.close()
+
+    assert len(whole) == answer.size
+    assert len(pieces) > 1 if piece < 100 else len(pieces) == 1
+    published = orjson.loads(whole)
 
     assert [s["customer_id"] for s in published["suppressed"]] == ["a", "c"]
     assert published["scheduled"] == [
@@ -112,6 +125,98 @@ def test_the_answer_is_in_the_targets_order_and_the_models_shape() -> None:
     ]
     assert published["position"] == 9
     assert PlanResponse.model_validate(published).model_dump(mode="json") == published
+
+
+def test_an_answer_with_nothing_of_a_kind_is_still_the_models_shape() -> None:
+    building = Answer(["a"])
+    building.add(
+        m.Decision(customer_id="a", outcome=m.SUPPRESSED, reason=m.UNKNOWN_CUSTOMER)
+    )
+    answer = building.finish(0)
+
+    whole = joined(answer)
+    answer.close()
+
+    assert len(whole) == answer.size
+    published = orjson.loads(whole)
+
+    assert published["scheduled"] == []
+    assert [s["customer_id"] for s in published["suppressed"]] == ["a"]
+    assert PlanResponse.model_validate(published).model_dump(mode="json") == published
+
+
+def test_the_stored_answer_is_the_answer_byte_for_byte(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent by COPY in pieces that cut through multi-byte characters, with JSON's
+    own escapes (quotes, backslashes, tabs, newlines) in the addresses."""
+    monkeypatch.setattr(plan_answer, "PIECE", 7)
+    lines = [
+        '北京市"朝阳区"建国路\\88号',
+        "上海市\t浦东新区,世纪大道\n100号",
+        "广州市天河区",
+    ]
+    targets = []
+    for line in lines:
+        event = registered(line=line)
+        targets.append(event["data"]["customer_id"])
+        platform.ingestor.ingest([event], atomic=True)
+    launched = envelope(
+        "CampaignLaunched",
+        {
+            "campaign_id": new_id(),
+            "name": "春节",
+            "channel": "mail",
+            "purpose": "marketing",
+        },
+    )
+    platform.ingestor.ingest([launched], atomic=True)
+    planner = MailingPlanner(platform)
+    request_id = new_id()
+    campaign_id = launched["data"]["campaign_id"]
+
+    first = planner.plan_json(campaign_id, [*targets, new_id()], request_id)
+    again = planner.plan_json(campaign_id, [*targets, new_id()], request_id)
+
+    assert again == first
+    published = orjson.loads(first)
+    assert len(published["scheduled"]) == 3
+    assert [p["address"]["line"] for p in published["scheduled"]] == lines
+
+
+def test_a_cursor_lets_go_of_its_result_when_its_transaction_ends(
+    platform: Platform,
+) -> None:
+    with platform.db.transaction() as cur:
+        cur.execute("SELECT 1 AS one")
+        assert cur.fetchall() == [{"one": 1}]
+
+    assert cur.raw is None
+
+
+def test_rows_read_in_pages_are_all_the_rows(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mailing_plans, "CHUNK", 2)  # SQLite: several IN lists
+    names = [f"view-{i}" for i in range(5)]
+    with platform.db.transaction() as cur:
+        for i, name in enumerate(names):
+            cur.execute(
+                "INSERT INTO projection_positions (name, position) VALUES (%s, %s)",
+                (name, i),
+            )
+        cur.execute("SELECT name, position FROM projection_positions ORDER BY name")
+        expected = cur.tuples()
+        cur.execute("SELECT name, position FROM projection_positions ORDER BY name")
+        assert list(map(tuple, cur.each_tuple())) == list(map(tuple, expected))
+        rows = list(
+            mailing_plans._each_row(
+                cur,
+                "SELECT name, position FROM projection_positions WHERE name IN {ids}",
+                [*names, "x"],
+            )
+        )
+    assert sorted(map(tuple, rows)) == [(name, i) for i, name in enumerate(names)]
 
 
 def test_free_heap_memory_is_given_back_on_glibc() -> None:

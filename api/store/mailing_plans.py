@@ -9,6 +9,7 @@ piece for a household (slot aggregate id) or a second decision for a customer
 from __future__ import annotations
 
 import gc
+import itertools
 import random
 import threading
 import time
@@ -26,8 +27,14 @@ from eventsourcing.utils import get_topic
 from api.bootstrap import Platform
 from api.memory import release_free_memory
 from api.store.database import Cursor, DatabaseUnavailable
-from api.store.json_bytes import kept
 from api.store.mailing_facts import DecisionFacts, Fact, OrderedSaves, save
+from api.store.plan_answer import (
+    Answer,
+    FileAnswer,
+    PublishedAnswer,
+    StoredAnswer,
+    joined,
+)
 from domain import mailing as m
 from domain.errors import Conflict, NotFound
 from projections.base import Projection
@@ -94,7 +101,8 @@ SELECT_MOVED = (
 )
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    size = CHUNK
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -104,25 +112,45 @@ def _rows(
 ) -> list[Any]:
     """`sql` has `IN {ids}` where the id list goes; `before` are the params ahead of it.
 
+    Rows are dicts, or tuples (cheaper for large results) with `tuples`.
+    """
+    if tuples:
+        return list(_each_row(cur, sql, ids, *before))
+    rows: list[Any] = []
+    for _ in _executed(cur, sql, ids, before):
+        rows += cur.fetchall()
+    return rows
+
+
+def _each_row(cur: Cursor, sql: str, ids: Iterable[str], *before: Any) -> Iterator[Any]:
+    """`_rows`' tuples one at a time: the rows of a lot's people, 20 MB as a list,
+    need not all be held at once."""
+    for _ in _executed(cur, sql, ids, before):
+        yield from cur.each_tuple()
+
+
+def _executed(
+    cur: Cursor, sql: str, ids: Iterable[str], before: Sequence[Any]
+) -> Iterator[None]:
+    """Runs `sql` over `ids`, yielding after each statement for its rows to be read.
+
     PostgreSQL gets one array parameter (`= ANY`), which is far cheaper to send
     and plan than thousands of placeholders; SQLite gets IN lists in chunks.
-    Rows are dicts, or tuples (cheaper for large results) with `tuples`.
     """
     wanted = list(dict.fromkeys(ids))
     if not wanted:
-        return []
+        return
     if not cur.sqlite:
         # One text parameter split by the server: dumping a Python list of
         # 100,000 strings as an array costs the client more than the query.
         query = sql.replace(" IN {ids}", " = ANY(string_to_array(%s, ','))")
         cur.execute(query, (*before, ",".join(wanted)))
-        return cur.tuples() if tuples else cur.fetchall()
-    rows: list[Any] = []
+        yield
+        return
     for chunk in _chunks(wanted):
         placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
         cur.execute(sql.format(ids=placeholders), (*before, *chunk))
-        rows += cur.tuples() if tuples else cur.fetchall()
-    return rows
+        yield
 
 
 def _cause(event_id: Any, type_: str, position: Any) -> m.Cause:
@@ -149,7 +177,10 @@ class _Plan:
 
 def _lots(targets: list[str], homes: dict[str, str]) -> Iterator[list[str]]:
     """The targets in lots of LOT, 2 LOT, 4 LOT... up to MAX_LOT, each holding whole
-    households (`homes`: customer -> household)."""
+    households (`homes`: customer -> household).
+
+    The grouping is done before the first lot is asked for, so that `homes`, as
+    large as the plan (two ids per target), need not be kept while it runs."""
     groups: dict[tuple[str, str], list[str]] = {}
     for target in targets:
         home = homes.get(target)
@@ -157,9 +188,13 @@ def _lots(targets: list[str], homes: dict[str, str]) -> Iterator[list[str]]:
             groups.setdefault(("household", home), []).append(target)
         else:
             groups.setdefault(("customer", target), []).append(target)
+    return _cut(list(groups.values()))
+
+
+def _cut(groups: list[list[str]]) -> Iterator[list[str]]:
     lot: list[str] = []
     size = LOT
-    for members in groups.values():
+    for members in groups:
         lot += members
         if len(lot) >= size:
             yield lot
@@ -300,9 +335,7 @@ class MailingPlanner:
             joined_by_event_id,
             joined_by_type,
             joined_position,
-        ) in _rows(
-            cur, SELECT_PEOPLE, ids, campaign.channel, campaign.purpose, tuples=True
-        ):
+        ) in _each_row(cur, SELECT_PEOPLE, ids, campaign.channel, campaign.purpose):
             people[customer_id] = m.Person(
                 customer_id=customer_id,
                 household_id=household_id,
@@ -416,23 +449,37 @@ class MailingPlanner:
         request_id: str,
         actor: str | None = None,
     ) -> bytes:
+        """`plan_answer`'s JSON, whole."""
+        answer = self.plan_answer(campaign_id, customer_ids, request_id, actor)
+        try:
+            return joined(answer)
+        finally:
+            answer.close()
+
+    def plan_answer(
+        self,
+        campaign_id: str,
+        customer_ids: Sequence[str],
+        request_id: str,
+        actor: str | None = None,
+    ) -> PublishedAnswer:
         """Decides every target once; the same request_id always gets the same answer,
-        as the JSON it is published in."""
+        as the JSON it is published in (close it when it has been read)."""
         stored = self._stored_answer(request_id, campaign_id)
         if stored is not None:
-            return stored
+            return StoredAnswer(stored)
         targets = list(dict.fromkeys(customer_ids))
         try:
             with PAUSED_COLLECTOR:
                 answer = self._decide(campaign_id, targets, request_id, actor)
-                return self._keep_answer(request_id, campaign_id, answer)
+            return self._keep_answer(request_id, campaign_id, answer)
         finally:
             if len(targets) >= RELEASE_AFTER:
                 release_free_memory()
 
     def _decide(
         self, campaign_id: str, targets: list[str], request_id: str, actor: str | None
-    ) -> bytes:
+    ) -> FileAnswer:
         """Every target's decision, and the log position that has them all, as the
         answer's JSON."""
         attempt = 0
@@ -441,26 +488,45 @@ class MailingPlanner:
             head = self.platform.app.recorder.max_notification_id() or 0
             self.catch_up(head)
             now = datetime.now(UTC)
-            answer = Answer()
-            with self.platform.db.transaction() as cur:
-                campaign = self.campaign(cur, campaign_id)
-                decided = self.decided(cur, campaign_id, targets)
-                for decision in decided.values():
-                    answer.add(decision)
-                undecided = [t for t in targets if t not in decided]
-                del decided
-                homes = dict(_rows(cur, SELECT_HOMES, undecided, tuples=True))
-            plan = _Plan(campaign, request_id, actor, now)
+            answer = Answer(targets)
             try:
-                last = self._record(plan, _lots(undecided, homes), answer)
+                last = self._attempt(
+                    campaign_id, targets, request_id, actor, now, answer
+                )
             except IntegrityError:
+                answer.discard()
                 # Another plan took a slot or decided a target first: look again.
                 if attempt == MAX_ATTEMPTS:
                     raise
                 log.info("mailing.plan_retry", attempt=attempt, campaign_id=campaign_id)
                 time.sleep(random.uniform(0.0, 0.02 * attempt))
                 continue
-            return answer.json(targets, last or head)
+            except BaseException:
+                answer.discard()
+                raise
+            return answer.finish(last or head)
+
+    def _attempt(
+        self,
+        campaign_id: str,
+        targets: list[str],
+        request_id: str,
+        actor: str | None,
+        now: datetime,
+        answer: Answer,
+    ) -> int:
+        """One attempt at deciding every target into `answer`; the last position saved."""
+        with self.platform.db.transaction() as cur:
+            campaign = self.campaign(cur, campaign_id)
+            decided = self.decided(cur, campaign_id, targets)
+            for decision in decided.values():
+                answer.add(decision)
+            undecided = [t for t in targets if t not in decided]
+            del decided
+            homes = dict(_rows(cur, SELECT_HOMES, undecided, tuples=True))
+        lots = _lots(undecided, homes)
+        del homes
+        return self._record(_Plan(campaign, request_id, actor, now), lots, answer)
 
     def _record(self, plan: _Plan, lots: Iterable[list[str]], answer: Answer) -> int:
         """Decides the targets a lot at a time (whole households) into `answer`,
@@ -551,7 +617,7 @@ class MailingPlanner:
 
     def _stored_answer(self, request_id: str, campaign_id: str) -> bytes | None:
         """The answer kept for `request_id`, as its JSON bytes."""
-        with self.platform.db.transaction() as cur:
+        with self.platform.db.large_transaction() as cur:
             as_bytes = (
                 "CAST(response AS BLOB)"
                 if cur.sqlite
@@ -572,29 +638,40 @@ class MailingPlanner:
             )
         return bytes(row["response"])
 
-    def _keep_answer(self, request_id: str, campaign_id: str, answer: bytes) -> bytes:
+    def _keep_answer(
+        self, request_id: str, campaign_id: str, answer: FileAnswer
+    ) -> PublishedAnswer:
         """The first answer stored for a request_id wins (two copies may race here).
 
         The answer goes to the server as the bytes it was built in: decoding tens
         of MB of mostly Chinese JSON into a Python str would take twice its size
         again."""
-        with self.platform.db.transaction() as cur:
-            if self._lz4(cur):
-                # A large plan's answer is tens of MB: lz4 stores it in a quarter of
-                # the time pglz, the default, takes (reads decompress either).
-                cur.execute("SET LOCAL default_toast_compression = lz4")
-            as_text = "CAST(%s AS TEXT)" if cur.sqlite else "convert_from(%s, 'UTF8')"
-            kept = cur.execute(
-                "INSERT INTO mailing_plan_requests (request_id, campaign_id, response, created_at) "
-                f"VALUES (%s, %s, {as_text}, %s) ON CONFLICT (request_id) DO NOTHING "
-                "RETURNING request_id",
-                (request_id, campaign_id, answer, datetime.now(UTC).isoformat()),
-            ).fetchone()
+        try:
+            with self.platform.db.large_transaction() as cur:
+                if self._lz4(cur):
+                    # A large plan's answer is tens of MB: lz4 stores it in a quarter
+                    # of the time pglz, the default, takes (reads decompress either).
+                    cur.execute("SET LOCAL default_toast_compression = lz4")
+                now = datetime.now(UTC).isoformat()
+                if cur.sqlite:
+                    kept = cur.execute(
+                        "INSERT INTO mailing_plan_requests "
+                        "(request_id, campaign_id, response, created_at) "
+                        "VALUES (%s, %s, CAST(%s AS TEXT), %s) "
+                        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                        (request_id, campaign_id, joined(answer), now),
+                    ).fetchone()
+                else:
+                    kept = _insert_copied(cur, request_id, campaign_id, answer, now)
+        except BaseException:
+            answer.close()
+            raise
         if kept is not None:
             return answer
+        answer.close()
         stored = self._stored_answer(request_id, campaign_id)
         assert stored is not None
-        return stored
+        return StoredAnswer(stored)
 
     def _lz4(self, cur: Cursor) -> bool:
         """Whether the server can compress stored values with lz4."""
@@ -609,60 +686,33 @@ class MailingPlanner:
         return self._has_lz4
 
 
-class Answer:
-    """A plan's answer, built a decision at a time as the JSON it is published in.
+def _insert_copied(
+    cur: Cursor, request_id: str, campaign_id: str, answer: FileAnswer, now: str
+) -> Any:
+    """Inserts the answer sent in pieces by COPY: as one parameter, it was copied
+    twice on its way out (psycopg, then libpq), 57 MB for a 25 MB answer, and
+    libpq kept its buffer at that size.
 
-    Each decision is kept only as its entry's JSON (a few hundred bytes), so the
-    answer costs about its own size; `json` puts the entries in the targets'
-    order, as `PlanResponse` has them."""
-
-    def __init__(self) -> None:
-        self._scheduled: dict[str, bytes] = {}
-        self._suppressed: dict[str, bytes] = {}
-
-    def add(self, d: m.Decision) -> None:
-        if d.outcome == m.SCHEDULED:
-            self._scheduled[d.customer_id] = _entry(
-                {
-                    "mailing_id": d.mailing_id,
-                    "household_id": d.household_id,
-                    "customer_id": d.customer_id,
-                    "address": d.address,
-                }
-            )
-        else:
-            self._suppressed[d.customer_id] = _entry(
-                {
-                    "customer_id": d.customer_id,
-                    "household_id": d.household_id,
-                    "reason": d.reason,
-                    "caused_by": list(d.caused_by),
-                }
-            )
-
-    def json(self, targets: Sequence[str], position: int) -> bytes:
-        scheduled, suppressed = self._scheduled, self._suppressed
-        return b"".join(
-            (
-                b'{"scheduled":[',
-                b",".join([scheduled[t] for t in targets if t in scheduled]),
-                b'],"suppressed":[',
-                b",".join([suppressed[t] for t in targets if t in suppressed]),
-                b'],"position":',
-                str(int(position)).encode(),
-                b"}",
-            )
-        )
+    CSV with a quote character JSON never holds unescaped (0x01) takes the
+    bytes as they are."""
+    cur.execute("CREATE TEMP TABLE plan_answer (response text) ON COMMIT DROP")
+    cur.copy_in(
+        "COPY plan_answer (response) FROM STDIN "
+        "WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')",
+        itertools.chain([b"\x01"], answer.pieces(), [b"\x01\n"]),
+    )
+    return cur.execute(
+        "INSERT INTO mailing_plan_requests (request_id, campaign_id, response, created_at) "
+        "SELECT %s, %s, response, %s FROM plan_answer "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+        (request_id, campaign_id, now),
+    ).fetchone()
 
 
 def _citing(d: m.Decision, event_id: str, positions: dict[str, int]) -> m.Decision:
     """`d` with the stored piece that suppressed it as its cause."""
     cause = m.Cause(event_id, "MailingScheduled", positions[event_id])
     return d._replace(caused_by=(cause.as_json(),))
-
-
-def _entry(value: dict[str, Any]) -> bytes:
-    return kept(orjson.dumps(value))
 
 
 def planner_of(platform: Platform) -> MailingPlanner:
