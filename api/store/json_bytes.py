@@ -1,4 +1,4 @@
-"""JSON bytes that are kept a while (stored events in flight, a plan's answer).
+"""JSON bytes that are kept a while (stored events in flight).
 
 orjson (3.12 and later) returns each result in the buffer it wrote it in, rounded
 up to a power of two and at least 4 KiB, and never shrinks it: a stored event of
