@@ -162,7 +162,7 @@ def _cause(event_id: Any, type_: str, position: Any) -> m.Cause:
 # up to MAX_LOT, which bounds what one lot holds in memory (its people and
 # households).
 LOT = 2000
-MAX_LOT = 8000
+MAX_LOT = 16000
 
 
 @dataclass(frozen=True)
