@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.plan_only setup [--targets 100000] [--demo-households 5800]
     .venv/bin/python -m bench.plan_only http [--repeat 3]      # as bench.run does
-    .venv/bin/python -m bench.plan_only inproc                  # planner.plan() alone (py-spy)
+    .venv/bin/python -m bench.plan_only inproc   # planner.plan_json() alone: time, CPU, RSS (py-spy, memray)
 
 `setup` builds a template database (`crm_plan_tpl`) with N registrations in
 families (the bench's `mailing_population`) and its views caught up; each run
