@@ -4,6 +4,7 @@ pieces in the targets' order, cursors that let go of their results."""
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 import uuid
 from typing import Any
@@ -22,6 +23,7 @@ from api.store.mapper import FactMapper
 from api.store.plan_answer import Answer, joined
 from api.store.transcoder import OrjsonTranscoder
 from domain import mailing as m
+from domain.errors import NotFound
 from tests.factories import envelope, new_id, registered, registered_fact
 
 
@@ -240,3 +242,52 @@ def test_targets_stay_the_posted_strings_in_canonical_form() -> None:
     assert {"type": "string", "format": "uuid"} in [
         option.get("items") for option in schema["anyOf"]
     ]
+
+
+def deleted_temporary_files() -> int:
+    """Open descriptors of this process on files already unlinked (where
+    TemporaryFile's are)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").endswith("(deleted)")
+        except OSError:
+            continue
+    return count
+
+
+def test_a_plan_closes_its_answers_file(platform: Platform) -> None:
+    targets = [registered()["data"]["customer_id"] for _ in range(3)]
+    launched = envelope(
+        "CampaignLaunched",
+        {
+            "campaign_id": new_id(),
+            "name": "春节",
+            "channel": "mail",
+            "purpose": "marketing",
+        },
+    )
+    platform.ingestor.ingest([launched], atomic=True)
+    planner = MailingPlanner(platform)
+    before = deleted_temporary_files()
+
+    answer = planner.plan_answer(launched["data"]["campaign_id"], targets, new_id())
+    assert deleted_temporary_files() == before + 1
+    published = orjson.loads(joined(answer))
+    answer.close()
+
+    assert deleted_temporary_files() == before
+    assert len(published["suppressed"]) == 3  # unknown customers
+
+
+def test_a_plan_that_fails_leaves_no_file_open(platform: Platform) -> None:
+    planner = MailingPlanner(platform)
+    before = deleted_temporary_files()
+
+    with pytest.raises(NotFound) as failed:
+        planner.plan_answer(new_id(), [new_id()], new_id())  # no such campaign
+
+    # Closed by the plan, not by the collector: the traceback still holds the
+    # failed attempt's frames.
+    assert failed.traceback
+    assert deleted_temporary_files() == before
