@@ -46,12 +46,18 @@ class Cursor:
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", "?") if self.sqlite else sql
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+    def execute(
+        self, sql: str, params: Sequence[Any] = (), *, binary: bool = False
+    ) -> Cursor:
+        """`binary`: PostgreSQL sends the result in binary (SQLite ignores it)."""
+        if self.sqlite:
+            self.raw.execute(self._sql(sql), params)
+            return self
         if self.pipeline is not None:
             # In pipeline mode each statement whose result may be read needs its
             # own cursor: a shared one can still hold an earlier statement's result.
             self.raw = self.raw.connection.cursor()
-        self.raw.execute(self._sql(sql), params)
+        self.raw.execute(sql, params, binary=binary)
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:

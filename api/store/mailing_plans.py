@@ -623,10 +623,12 @@ class MailingPlanner:
                 if cur.sqlite
                 else "convert_to(response, 'UTF8')"
             )
+            # Binary: as text, bytea comes as hex, twice the answer's size.
             row = cur.execute(
                 f"SELECT campaign_id, {as_bytes} AS response "
                 "FROM mailing_plan_requests WHERE request_id = %s",
                 (request_id,),
+                binary=True,
             ).fetchone()
         if row is None:
             return None
