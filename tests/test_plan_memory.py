@@ -24,7 +24,8 @@ from api.store.plan_answer import Answer, joined
 from api.store.transcoder import OrjsonTranscoder
 from domain import mailing as m
 from domain.errors import NotFound
-from tests.factories import envelope, new_id, registered, registered_fact
+from tests.factories import new_id, registered, registered_fact
+from tests.test_mailing_plans import campaign
 
 
 def held_bytes(make: Any, count: int = 2000) -> float:
@@ -163,19 +164,9 @@ def test_the_stored_answer_is_the_answer_byte_for_byte(
         event = registered(line=line)
         targets.append(event["data"]["customer_id"])
         platform.ingestor.ingest([event], atomic=True)
-    launched = envelope(
-        "CampaignLaunched",
-        {
-            "campaign_id": new_id(),
-            "name": "春节",
-            "channel": "mail",
-            "purpose": "marketing",
-        },
-    )
-    platform.ingestor.ingest([launched], atomic=True)
+    campaign_id = campaign(platform)
     planner = MailingPlanner(platform)
     request_id = new_id()
-    campaign_id = launched["data"]["campaign_id"]
 
     first = planner.plan_json(campaign_id, [*targets, new_id()], request_id)
     again = planner.plan_json(campaign_id, [*targets, new_id()], request_id)
@@ -258,20 +249,11 @@ def deleted_temporary_files() -> int:
 
 def test_a_plan_closes_its_answers_file(platform: Platform) -> None:
     targets = [registered()["data"]["customer_id"] for _ in range(3)]
-    launched = envelope(
-        "CampaignLaunched",
-        {
-            "campaign_id": new_id(),
-            "name": "春节",
-            "channel": "mail",
-            "purpose": "marketing",
-        },
-    )
-    platform.ingestor.ingest([launched], atomic=True)
+    campaign_id = campaign(platform)
     planner = MailingPlanner(platform)
     before = deleted_temporary_files()
 
-    answer = planner.plan_answer(launched["data"]["campaign_id"], targets, new_id())
+    answer = planner.plan_answer(campaign_id, targets, new_id())
     assert deleted_temporary_files() == before + 1
     published = orjson.loads(joined(answer))
     answer.close()
