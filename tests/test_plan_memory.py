@@ -17,6 +17,7 @@ from api.bootstrap import Platform
 from api.http.routes.mailings import PlanRequest, PlanResponse
 from api.memory import release_free_memory
 from api.store import mailing_plans, plan_answer
+from api.store.database import DatabaseUnavailable, PostgresDatabase
 from api.store.json_bytes import kept
 from api.store.mailing_plans import MailingPlanner, _lots
 from api.store.mapper import FactMapper
@@ -273,3 +274,10 @@ def test_a_plan_that_fails_leaves_no_file_open(platform: Platform) -> None:
     # failed attempt's frames.
     assert failed.traceback
     assert deleted_temporary_files() == before
+
+
+def test_a_large_transaction_without_a_server_is_unavailable() -> None:
+    db = PostgresDatabase("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+
+    with pytest.raises(DatabaseUnavailable), db.large_transaction() as cur:
+        cur.execute("SELECT 1")

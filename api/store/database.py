@@ -282,10 +282,10 @@ class PostgresDatabase(Database):
         options = pool_options(self.conninfo, max_size=1, timeout=10, autocommit=False)
         try:
             conn = psycopg.connect(self.conninfo, **options["kwargs"])
+            with conn, conn.cursor() as raw, _dropped_after(Cursor(raw, False)) as cur:
+                yield cur
         except psycopg.OperationalError as error:
             raise unavailable(error) from error
-        with conn, conn.cursor() as raw, _dropped_after(Cursor(raw, False)) as cur:
-            yield cur
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:
