@@ -16,7 +16,7 @@ from eventsourcing.persistence import StoredEvent
 from typer.testing import CliRunner
 
 from api.audit.verify import verify_log
-from api.bootstrap import build_platform
+from api.bootstrap import Platform, build_platform
 from api.cli import cli
 from api.demo_data import generate_demo_events
 from api.settings import Settings
@@ -49,6 +49,19 @@ def _ingest(url: str, path: Path, monkeypatch: pytest.MonkeyPatch, ahead: bool) 
     monkeypatch.setenv("CRM_INGEST_DECIDE_AHEAD", "true" if ahead else "false")
     result = CliRunner().invoke(cli, ["ingest", str(path), "--batch-size", "7"])
     return result.output
+
+
+def _pipeline_with_a_worker(
+    settings: Settings, platform: Platform
+) -> tuple[AheadPipeline, DecidingWorker, list[Report]]:
+    """A pipeline deciding one batch ahead in a worker, the worker, and the reports
+    the pipeline gives."""
+    reports: list[Report] = []
+    worker = DecidingWorker(settings)
+    file = FileBatches(None, lambda r, _: reports.append(r), lambda line, problem: None)
+    pipeline = AheadPipeline(platform.ingestor, file, depth=1)
+    pipeline.use(worker)
+    return pipeline, worker, reports
 
 
 def _log(url: str) -> list[tuple[str, int, str, dict[str, Any]]]:
@@ -117,11 +130,7 @@ def test_a_save_after_another_writers_goes_the_ordinary_way(
 ) -> None:
     platform = build_platform(settings)
     other = build_platform(settings)
-    reports: list[Report] = []
-    worker = DecidingWorker(settings)
-    file = FileBatches(None, lambda r, _: reports.append(r), lambda line, problem: None)
-    pipeline = AheadPipeline(platform.ingestor, file, depth=1)
-    pipeline.use(worker)
+    pipeline, worker, reports = _pipeline_with_a_worker(settings, platform)
     customer = registered(name="孙丽")
     opened = account_opened(customer["data"]["customer_id"])
     aid = opened["data"]["account_id"]
@@ -199,11 +208,7 @@ def test_a_fact_stored_behind_its_timestamp_is_the_fact_encoded() -> None:
 
 def test_a_lost_worker_leaves_the_rest_to_this_process(settings: Settings) -> None:
     platform = build_platform(settings)
-    reports: list[Report] = []
-    worker = DecidingWorker(settings)
-    file = FileBatches(None, lambda r, _: reports.append(r), lambda line, problem: None)
-    pipeline = AheadPipeline(platform.ingestor, file, depth=1)
-    pipeline.use(worker)
+    pipeline, worker, reports = _pipeline_with_a_worker(settings, platform)
     customers = [registered(name=f"郑{n}") for n in range(6)]
     try:
         pipeline.submit(customers[:2], [1, 2])
