@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.plan_only setup [--targets 100000] [--demo-households 5800]
     .venv/bin/python -m bench.plan_only http [--repeat 3]      # as bench.run does
-    .venv/bin/python -m bench.plan_only inproc   # planner.plan_json() alone: time, CPU, RSS (py-spy, memray)
+    .venv/bin/python -m bench.plan_only inproc   # planner.plan_answer() read as the server sends it: time, CPU, RSS (py-spy, memray)
 
 `setup` builds a template database (`crm_plan_tpl`) with N registrations in
 families (the bench's `mailing_population`) and its views caught up; each run
@@ -106,11 +106,15 @@ def inproc() -> None:
     before = psutil.Process().memory_info().rss
     peak = _PeakRss()
     started, cpu = time.perf_counter(), time.process_time()
-    # The answer's bytes, as the server sends them: parsing 100,000 entries
-    # here would be most of this process's peak memory.
-    answer_json = planner.plan_json(
+    # As the server answers: the answer read back in pieces and sent on, never
+    # whole (parsing its 100,000 entries here would be most of the peak).
+    answer = planner.plan_answer(
         launch["data"]["campaign_id"], targets, str(uuid.uuid4()), actor="bench"
     )
+    try:
+        answer_bytes = sum(len(piece) for piece in answer.pieces())
+    finally:
+        answer.close()
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
     peak.stop()
@@ -119,7 +123,7 @@ def inproc() -> None:
             {
                 "seconds": round(seconds, 2),
                 "cpu_seconds": round(cpu, 2),  # this process's, every thread's
-                "answer_mb": round(len(answer_json) / 2**20, 1),
+                "answer_mb": round(answer_bytes / 2**20, 1),
                 "rss_before_mb": round(before / 2**20, 1),
                 "peak_rss_mb": round(peak.peak / 2**20, 1),
                 "rss_after_mb": round(psutil.Process().memory_info().rss / 2**20, 1),

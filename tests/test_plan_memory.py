@@ -15,7 +15,6 @@ from pydantic import ValidationError
 
 from api.bootstrap import Platform
 from api.http.routes.mailings import PlanRequest, PlanResponse
-from api.memory import release_free_memory
 from api.store import mailing_plans, plan_answer
 from api.store.database import DatabaseUnavailable, PostgresDatabase
 from api.store.json_bytes import kept
@@ -211,10 +210,6 @@ def test_rows_read_in_pages_are_all_the_rows(
             )
         )
     assert sorted(map(tuple, rows)) == [(name, i) for i, name in enumerate(names)]
-
-
-def test_free_heap_memory_is_given_back_on_glibc() -> None:
-    assert release_free_memory() is True
 
 
 def test_targets_stay_the_posted_strings_in_canonical_form() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from api.http.openapi import install_openapi
 from api.http.query_guard import QueryGuard
 from api.http.responses import JSONResponse
 from api.http.routes import audit, events, health, mailings, reads, services
+from api.memory import release_free_memory_every
 
 DESCRIPTION = """\
 Event-sourced customer interactions: post events, read households and contact history.
@@ -53,12 +55,14 @@ def create_app(
             platform.runner.start()
         # Opened here, on the loop that serves the requests: the pool belongs to it.
         async_reads = platform.db.async_reads()
+        releasing = asyncio.create_task(release_free_memory_every())
         try:
             if async_reads is not None:
                 await async_reads.open()
                 app.state.async_reads = async_reads
             yield
         finally:
+            releasing.cancel()
             app.state.async_reads = None
             if async_reads is not None:
                 await async_reads.close()
