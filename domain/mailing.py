@@ -156,10 +156,16 @@ class Campaign:
     launched: Cause
 
 
+# An address goes through a plan untouched, from its view into the piece's fact
+# and the answer: a mapping, or (as the planner reads it) its stored JSON as an
+# `orjson.Fragment`. The rules only ask whether there is one.
+Address = Any
+
+
 class Person(NamedTuple):
     customer_id: str
     household_id: str | None
-    address: dict[str, Any] | None
+    address: Address | None
     deceased: Cause | None = None
     merged: Cause | None = None
     opted_out: Cause | None = None  # the latest consent change, when it withdrew
@@ -170,7 +176,7 @@ class Person(NamedTuple):
 
 class Household(NamedTuple):
     household_id: str
-    address: dict[str, Any] | None
+    address: Address | None
     joined: tuple[Cause, ...] = ()  # why the target is in it (membership events)
     piece: Cause | None = None  # a piece of this campaign already there
     returned: Cause | None = None  # a return since the household's last move
@@ -183,7 +189,7 @@ class Decision(NamedTuple):
     reason: str
     household_id: str | None = None
     mailing_id: str | None = None
-    address: dict[str, Any] | None = None
+    address: Address | None = None
     caused_by: tuple[dict[str, Any], ...] = ()
 
     def as_json(self) -> dict[str, Any]:

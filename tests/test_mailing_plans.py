@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api.audit.verify import verify_log
 from api.bootstrap import Platform
 from api.store.mailing_plans import MailingPlanner
 from domain.catalogue import InvalidEvent, parse_envelope
@@ -369,3 +370,29 @@ def test_unknown_campaign_is_not_found(planner: MailingPlanner) -> None:
 
     with pytest.raises(NotFound):
         plan(planner, new_id(), [new_id()])
+
+
+def test_the_piece_carries_the_address_exactly_as_registered(
+    platform: Platform, planner: MailingPlanner
+) -> None:
+    # The planner passes the view's stored JSON on without parsing it: the
+    # answer, the stored fact and its hash must be those of the address itself.
+    address = {
+        "province": "浙江省",
+        "city": "杭州市",
+        "district": "西湖区",
+        "line": '天目山路"26号"13栋\\2401室\t(后门)',
+        "postal_code": "310013",
+        "country": "CN",
+    }
+    customer = new_id()
+    event = registered(customer)
+    event["data"]["address"] = address
+    ingest(platform, event)
+    campaign_id = campaign(platform)
+
+    answer = plan(planner, campaign_id, [customer])
+
+    assert [p["address"] for p in answer["scheduled"]] == [address]
+    assert [f["address"] for f in stored(platform, "MailingScheduled")] == [address]
+    assert verify_log(platform.db).ok

@@ -153,6 +153,15 @@ def _executed(
         yield
 
 
+def _address(stored: str | None) -> orjson.Fragment | None:
+    """An address as its view stores it (compact JSON, keys sorted), passed on as
+    it is into the piece's fact and the answer: parsed, the addresses of a
+    16,000-target lot held 12 MB more, and were only written out again."""
+    if stored is None or stored == "{}":
+        return None
+    return orjson.Fragment(stored)
+
+
 def _cause(event_id: Any, type_: str, position: Any) -> m.Cause:
     return m.Cause(str(event_id), type_, int(position))
 
@@ -306,7 +315,7 @@ class MailingPlanner:
                 reason=r["reason"],
                 household_id=r["household_id"],
                 mailing_id=r["mailing_id"],
-                address=None if r["address"] is None else orjson.loads(r["address"]),
+                address=_address(r["address"]),
                 caused_by=tuple(orjson.loads(r["caused_by"])),
             )
             for r in rows
@@ -339,7 +348,7 @@ class MailingPlanner:
             people[customer_id] = m.Person(
                 customer_id=customer_id,
                 household_id=household_id,
-                address=None if address is None else orjson.loads(address),
+                address=_address(address),
                 deceased=None
                 if deceased_event_id is None
                 else _cause(deceased_event_id, "CustomerDeceased", deceased_position),
@@ -416,7 +425,7 @@ class MailingPlanner:
         return {
             h: m.Household(
                 household_id=h,
-                address=None if address.get(h) is None else orjson.loads(address[h]),
+                address=_address(address.get(h)),
                 joined=tuple(sorted(joined.get(h, []), key=lambda c: c.position)),
                 piece=piece.get(h),
                 returned=returned.get(h),
