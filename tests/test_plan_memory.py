@@ -200,16 +200,18 @@ def test_rows_read_in_pages_are_all_the_rows(
             )
         cur.execute("SELECT name, position FROM projection_positions ORDER BY name")
         expected = cur.tuples()
-        cur.execute("SELECT name, position FROM projection_positions ORDER BY name")
-        assert list(map(tuple, cur.each_tuple())) == list(map(tuple, expected))
-        rows = list(
-            mailing_plans._each_row(
-                cur,
-                "SELECT name, position FROM projection_positions WHERE name IN {ids}",
-                [*names, "x"],
-            )
+        streamed = cur.streamed(
+            "SELECT name, position FROM projection_positions WHERE position >= %s "
+            "ORDER BY name",
+            (0,),
+            page=2,
         )
+        assert list(map(tuple, streamed)) == list(map(tuple, expected))
+        sql = "SELECT name, position FROM projection_positions WHERE name IN {ids}"
+        rows = list(mailing_plans._each_row(cur, sql, [*names, "x"]))
+        streamed_rows = list(mailing_plans._streamed(cur, sql, [*names, "x"]))
     assert sorted(map(tuple, rows)) == [(name, i) for i, name in enumerate(names)]
+    assert sorted(map(tuple, streamed_rows)) == sorted(map(tuple, rows))
 
 
 def test_targets_stay_the_posted_strings_in_canonical_form() -> None:

@@ -123,10 +123,22 @@ def _rows(
 
 
 def _each_row(cur: Cursor, sql: str, ids: Iterable[str], *before: Any) -> Iterator[Any]:
-    """`_rows`' tuples one at a time: the rows of a lot's people, 20 MB as a list,
-    need not all be held at once."""
+    """`_rows`' tuples one at a time."""
     for _ in _executed(cur, sql, ids, before):
         yield from cur.each_tuple()
+
+
+def _streamed(cur: Cursor, sql: str, ids: Iterable[str], *before: Any) -> Iterator[Any]:
+    """`_each_row`, and on PostgreSQL through a server-side cursor: a lot's people,
+    20 MB as a list, are never all in memory, neither as rows nor as the result."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return
+    if not cur.sqlite:
+        yield from cur.streamed(_any(sql), (*before, ",".join(wanted)))
+        return
+    for chunk in _chunks(wanted):
+        yield from cur.streamed(_in_list(sql, chunk), (*before, *chunk))
 
 
 def _executed(
@@ -141,16 +153,24 @@ def _executed(
     if not wanted:
         return
     if not cur.sqlite:
-        # One text parameter split by the server: dumping a Python list of
-        # 100,000 strings as an array costs the client more than the query.
-        query = sql.replace(" IN {ids}", " = ANY(string_to_array(%s, ','))")
-        cur.execute(query, (*before, ",".join(wanted)))
+        cur.execute(_any(sql), (*before, ",".join(wanted)))
         yield
         return
     for chunk in _chunks(wanted):
-        placeholders = "(" + ",".join(["%s"] * len(chunk)) + ")"
-        cur.execute(sql.format(ids=placeholders), (*before, *chunk))
+        cur.execute(_in_list(sql, chunk), (*before, *chunk))
         yield
+
+
+def _any(sql: str) -> str:
+    """PostgreSQL: `sql`'s id list as one text parameter split by the server:
+    dumping a Python list of 100,000 strings as an array costs the client more
+    than the query."""
+    return sql.replace(" IN {ids}", " = ANY(string_to_array(%s, ','))")
+
+
+def _in_list(sql: str, chunk: Sequence[str]) -> str:
+    """SQLite: `sql` with a placeholder for each id of `chunk`."""
+    return sql.format(ids="(" + ",".join(["%s"] * len(chunk)) + ")")
 
 
 def _address(stored: str | None) -> orjson.Fragment | None:
@@ -344,7 +364,7 @@ class MailingPlanner:
             joined_by_event_id,
             joined_by_type,
             joined_position,
-        ) in _each_row(cur, SELECT_PEOPLE, ids, campaign.channel, campaign.purpose):
+        ) in _streamed(cur, SELECT_PEOPLE, ids, campaign.channel, campaign.purpose):
             people[customer_id] = m.Person(
                 customer_id=customer_id,
                 household_id=household_id,
