@@ -150,10 +150,13 @@ def plan(
 def test_plans_saved_in_many_inserts_decode_project_and_verify(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One fact per save: suppressions cite pieces stored by earlier inserts; and
+    # One fact per save: suppressions cite pieces stored by earlier inserts;
     # households decided a few targets at a time.
     monkeypatch.setattr(mailing_facts, "SAVE_BYTES", 1)
     monkeypatch.setattr(mailing_plans, "LOT", 2)
+    # And every read over the targets in several statements.
+    monkeypatch.setattr(mailing_plans, "CHUNK", 3)
+    monkeypatch.setattr(mailing_plans, "PG_CHUNK", 3)
     people = [new_id() for _ in range(7)]
     lines = [HOME, HOME, HOME, OTHER, OTHER, f"{OTHER}附1", f"{OTHER}附2"]
     events = [registered(c, line=line) for c, line in zip(people, lines, strict=True)]

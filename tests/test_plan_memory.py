@@ -191,6 +191,7 @@ def test_rows_read_in_pages_are_all_the_rows(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mailing_plans, "CHUNK", 2)  # SQLite: several IN lists
+    monkeypatch.setattr(mailing_plans, "PG_CHUNK", 2)  # PostgreSQL: several statements
     names = [f"view-{i}" for i in range(5)]
     with platform.db.transaction() as cur:
         for i, name in enumerate(names):
