@@ -396,3 +396,27 @@ def test_the_piece_carries_the_address_exactly_as_registered(
     assert [p["address"] for p in answer["scheduled"]] == [address]
     assert [f["address"] for f in stored(platform, "MailingScheduled")] == [address]
     assert verify_log(platform.db).ok
+
+
+def test_decided_and_new_targets_answer_in_the_requests_order(
+    platform: Platform, planner: MailingPlanner
+) -> None:
+    family = [person(platform, n, HOME) for n in ("王伟", "李娜", "王小明")]
+    single = person(platform, "张强", OTHER)
+    later = [person(platform, "刘洋", f"{OTHER}附{i}") for i in range(3)]
+    campaign_id = campaign(platform)
+    plan(planner, campaign_id, [family[1], single])  # decided before
+    targets = [later[0], family[0], single, later[1], family[1], family[2], later[2]]
+
+    answer = plan(planner, campaign_id, targets)
+
+    entries = answer["scheduled"] + answer["suppressed"]
+    assert sorted(e["customer_id"] for e in entries) == sorted(targets)
+    for kind in ("scheduled", "suppressed"):
+        listed = [e["customer_id"] for e in answer[kind]]
+        assert listed == [t for t in targets if t in listed]
+    assert {e["customer_id"] for e in answer["scheduled"]} == {
+        family[1],
+        single,
+        *later,
+    }

@@ -13,6 +13,7 @@ import itertools
 import random
 import threading
 import time
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -210,33 +211,43 @@ class _Plan:
     now: datetime
 
 
-def _lots(targets: list[str], homes: dict[str, str]) -> Iterator[list[str]]:
-    """The targets in lots of LOT, 2 LOT, 4 LOT... up to MAX_LOT, each holding whole
-    households (`homes`: customer -> household).
+def _lots(
+    targets: Sequence[str], slots: Iterable[int], homes: dict[str, str]
+) -> Iterator[list[int]]:
+    """The targets at `slots` (their places in `targets`) in lots of LOT, 2 LOT,
+    4 LOT... up to MAX_LOT, each holding whole households (`homes`: customer ->
+    household), as lists of slots.
 
     The grouping is done before the first lot is asked for, so that `homes`, as
-    large as the plan (two ids per target), need not be kept while it runs."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for target in targets:
+    large as the plan (two ids per target), need not be kept while it runs; what
+    is kept is two arrays of integers, the slots in lot order and where each
+    household's run of them ends."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for slot in slots:
+        target = targets[slot]
         home = homes.get(target)
         if home is not None:
-            groups.setdefault(("household", home), []).append(target)
+            groups.setdefault(("household", home), []).append(slot)
         else:
-            groups.setdefault(("customer", target), []).append(target)
-    return _cut(list(groups.values()))
+            groups.setdefault(("customer", target), []).append(slot)
+    order, ends = array("q"), array("q")
+    for members in groups.values():
+        order.extend(members)
+        ends.append(len(order))
+    del groups
+    return _cut(order, ends)
 
 
-def _cut(groups: list[list[str]]) -> Iterator[list[str]]:
-    lot: list[str] = []
+def _cut(order: array[int], ends: array[int]) -> Iterator[list[int]]:
+    start = 0
     size = LOT
-    for members in groups:
-        lot += members
-        if len(lot) >= size:
-            yield lot
-            lot = []
+    for end in ends:
+        if end - start >= size:
+            yield order[start:end].tolist()
+            start = end
             size = min(size * 2, MAX_LOT)
-    if lot:
-        yield lot
+    if start < len(order):
+        yield order[start:].tolist()
 
 
 class _PausedCollector:
@@ -523,7 +534,7 @@ class MailingPlanner:
             head = self.platform.app.recorder.max_notification_id() or 0
             self.catch_up(head)
             now = datetime.now(UTC)
-            answer = Answer(targets)
+            answer = Answer(len(targets))
             try:
                 last = self._attempt(
                     campaign_id, targets, request_id, actor, now, answer
@@ -554,16 +565,29 @@ class MailingPlanner:
         with self.platform.db.transaction() as cur:
             campaign = self.campaign(cur, campaign_id)
             decided = self.decided(cur, campaign_id, targets)
-            for decision in decided.values():
-                answer.add(decision)
-            undecided = [t for t in targets if t not in decided]
+            undecided = array("q")
+            for slot, target in enumerate(targets):
+                decision = decided.get(target)
+                if decision is None:
+                    undecided.append(slot)
+                else:
+                    answer.add(decision, slot)
             del decided
-            homes = dict(_rows(cur, SELECT_HOMES, undecided, tuples=True))
-        lots = _lots(undecided, homes)
-        del homes
-        return self._record(_Plan(campaign, request_id, actor, now), lots, answer)
+            homes = dict(
+                _rows(cur, SELECT_HOMES, (targets[s] for s in undecided), tuples=True)
+            )
+        lots = _lots(targets, undecided, homes)
+        del homes, undecided
+        plan = _Plan(campaign, request_id, actor, now)
+        return self._record(plan, targets, lots, answer)
 
-    def _record(self, plan: _Plan, lots: Iterable[list[str]], answer: Answer) -> int:
+    def _record(
+        self,
+        plan: _Plan,
+        targets: Sequence[str],
+        lots: Iterable[list[int]],
+        answer: Answer,
+    ) -> int:
         """Decides the targets a lot at a time (whole households) into `answer`,
         saving each lot's facts while reading and deciding the next. Returns the
         last position saved.
@@ -596,24 +620,23 @@ class MailingPlanner:
                 if stored.topic == piece_topic
             }
 
-        def cite(waiting: list[m.Decision], through: int) -> None:
-            """Saves `waiting` once the first `through` saves, which hold their
-            pieces, are done."""
+        def cite(waiting: list[tuple[m.Decision, int]], through: int) -> None:
+            """Saves `waiting` (decisions and their slots) once the first `through`
+            saves, which hold their pieces, are done."""
             positions = saves.positions(through)
-            cited = [
-                _citing(d, facts.piece_events[str(d.mailing_id)], positions)
-                for d in waiting
-            ]
-            for d in cited:
-                answer.add(d)
+            cited = []
+            for d, slot in waiting:
+                d = _citing(d, facts.piece_events[str(d.mailing_id)], positions)
+                answer.add(d, slot)
+                cited.append(d)
             for batch in facts.batches(cited):
                 saves.submit(batch)
 
         with OrderedSaves(save_batch) as saves:
-            earlier: tuple[list[m.Decision], int] | None = None
+            earlier: tuple[list[tuple[m.Decision, int]], int] | None = None
             for lot in lots:
-                waiting: list[m.Decision] = []
-                decided = self._decide_lot(plan, lot, answer, waiting)
+                waiting: list[tuple[m.Decision, int]] = []
+                decided = self._decide_lot(plan, targets, lot, answer, waiting)
                 for batch in facts.batches(decided):
                     saves.submit(batch)
                 if earlier is not None:
@@ -625,26 +648,35 @@ class MailingPlanner:
         return last
 
     def _decide_lot(
-        self, plan: _Plan, lot: list[str], answer: Answer, waiting: list[m.Decision]
+        self,
+        plan: _Plan,
+        targets: Sequence[str],
+        slots: list[int],
+        answer: Answer,
+        waiting: list[tuple[m.Decision, int]],
     ) -> list[m.Decision]:
-        """The lot's decisions to save now (also written into `answer`); those
-        that must cite a piece of this plan go to `waiting` instead."""
+        """The decisions of the targets at `slots` to save now (also written into
+        `answer`); those that must cite a piece of this plan go to `waiting`
+        instead, with their slots."""
         campaign = plan.campaign
+        lot = [targets[slot] for slot in slots]
         with self.platform.db.transaction() as cur:
             people, joined = self.people(cur, campaign, lot)
             households = self.households(
                 cur, campaign, joined, people.values(), plan.now
             )
         now: list[m.Decision] = []
-        for decision in m.plan(campaign, lot, people, households, {}):
+        # One decision per target, in the lot's order (targets are distinct).
+        decisions = m.plan(campaign, lot, people, households, {})
+        for decision, slot in zip(decisions, slots, strict=True):
             if (
                 decision.outcome == m.SUPPRESSED
                 and decision.mailing_id is not None
                 and not decision.caused_by
             ):
-                waiting.append(decision)  # suppressed by the household's piece
+                waiting.append((decision, slot))  # suppressed by the household's piece
             else:
-                answer.add(decision)
+                answer.add(decision, slot)
                 now.append(decision)
         return now
 

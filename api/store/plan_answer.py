@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import orjson
@@ -38,11 +38,11 @@ class PublishedAnswer(Protocol):
 
 
 class Answer:
-    """The entries of one attempt at a plan, by the target's place in `targets`."""
+    """The entries of one attempt at a plan, each at its target's place (slot) in
+    the request's targets: `count` of them."""
 
-    def __init__(self, targets: Sequence[str]) -> None:
-        self._count = len(targets)
-        self._slot = {target: slot for slot, target in enumerate(targets)}
+    def __init__(self, count: int) -> None:
+        self._count = count
         # Closed by discard(), or by the answer that owns it from finish() on.
         self._file = tempfile.TemporaryFile(prefix="crm-plan-")  # noqa: SIM115
         self._written = 0
@@ -50,7 +50,7 @@ class Answer:
         self._ends = array("q", bytes(8 * self._count))
         self._kinds = bytearray(self._count)  # 0: not decided (yet)
 
-    def add(self, d: m.Decision) -> None:
+    def add(self, d: m.Decision, slot: int) -> None:
         entry: dict[str, Any]
         if d.outcome == m.SCHEDULED:
             kind, entry = (
@@ -74,7 +74,6 @@ class Answer:
             )
         encoded = orjson.dumps(entry)
         self._file.write(encoded)
-        slot = self._slot[d.customer_id]
         self._starts[slot] = self._written
         self._written += len(encoded)
         self._ends[slot] = self._written
@@ -101,11 +100,11 @@ class FileAnswer:
             (0, b'],"position":%d}' % int(position)),
         )
         self.size = sum(len(text) for _, text in self._parts)
+        kinds, starts, ends = entries._kinds, entries._starts, entries._ends
         for kind in (_SCHEDULED, _SUPPRESSED):
-            slots = [i for i in range(entries._count) if entries._kinds[i] == kind]
-            if slots:
-                self.size += len(slots) - 1  # the commas
-                self.size += sum(entries._ends[i] - entries._starts[i] for i in slots)
+            count = kinds.count(kind)
+            self.size += max(count - 1, 0)  # the commas
+        self.size += sum(ends) - sum(starts)  # every decided target's entry
 
     def pieces(self) -> Iterator[bytes]:
         entries = self._entries
