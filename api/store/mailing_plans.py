@@ -196,9 +196,10 @@ def _cause(event_id: Any, type_: str, position: Any) -> m.Cause:
 # Targets decided together. The first lot is small so that saving starts early;
 # each next one is twice as large, as each lot's reads scan whole view tables,
 # up to MAX_LOT, which bounds what one lot holds in memory (its people and
-# households).
+# households). Measured on 100,000 targets: 8,000 held 18 MB less than 16,000
+# and was no slower; 4,000 was slower and held no less.
 LOT = 2000
-MAX_LOT = 16000
+MAX_LOT = 8000
 
 
 @dataclass(frozen=True)
@@ -573,9 +574,8 @@ class MailingPlanner:
                 else:
                     answer.add(decision, slot)
             del decided
-            homes = dict(
-                _rows(cur, SELECT_HOMES, (targets[s] for s in undecided), tuples=True)
-            )
+            # Row by row into the dict, without a list of 100,000 tuples first.
+            homes = dict(_each_row(cur, SELECT_HOMES, (targets[s] for s in undecided)))
         lots = _lots(targets, undecided, homes)
         del homes, undecided
         plan = _Plan(campaign, request_id, actor, now)
