@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tracemalloc
 import uuid
+from array import array
 from typing import Any
 
 import orjson
@@ -65,21 +66,46 @@ def test_lots_hold_whole_households_and_stop_growing(
 ) -> None:
     monkeypatch.setattr(mailing_plans, "LOT", 4)
     monkeypatch.setattr(mailing_plans, "MAX_LOT", 10)
-    targets = [f"c{i}" for i in range(110)]
-    homes = {t: f"h{i // 3}" for i, t in enumerate(targets) if i % 5}
-    decided_already = range(100, 110)
+    slots = array("q", range(10, 110))  # the request's first ten were decided before
+    home = {i: f"h{(i * 7) % 30}" for i in range(len(slots)) if i % 5}
 
-    slot_lots = list(_lots(targets, range(100), homes))
+    lots = list(_lots(slots, sorted(home.items())))
 
-    lots = [[targets[slot] for slot in lot] for lot in slot_lots]
-    assert sorted(t for lot in lots for t in lot) == sorted(targets[:100])
-    assert not {targets[s] for s in decided_already} & {t for lot in lots for t in lot}
-    assert [len(lot) <= 10 + 2 for lot in lots] == [True] * len(lots)
+    assert sorted(s for lot in lots for s in lot) == list(slots)
+    assert [len(lot) <= 10 + 4 for lot in lots] == [True] * len(lots)
     assert max(len(lot) for lot in lots) > 8  # it did grow, to MAX_LOT
-    lot_of = {t: i for i, lot in enumerate(lots) for t in lot}
-    for household in {homes[t] for t in targets[:100] if t in homes}:
-        members = [t for t in targets[:100] if homes.get(t) == household]
-        assert len({lot_of[t] for t in members}) == 1
+    lot_of = {s: n for n, lot in enumerate(lots) for s in lot}
+    for household in set(home.values()):
+        members = [slots[i] for i, h in home.items() if h == household]
+        assert len({lot_of[s] for s in members}) == 1
+        lot = lots[lot_of[members[0]]]
+        assert [s for s in lot if s in members] == members  # in the request's order
+
+
+def test_homes_come_by_place_in_the_list_on_both_backends(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mailing_plans, "CHUNK", 2)
+    monkeypatch.setattr(mailing_plans, "PG_CHUNK", 2)
+    together = [new_id(), new_id()]
+    alone, unknown = new_id(), new_id()
+    platform.ingestor.ingest(
+        [
+            registered(together[0], line="上海市浦东新区世纪大道100号"),
+            registered(together[1], line="上海市浦东新区世纪大道100号"),
+            registered(alone, line="上海市徐汇区漕溪北路88号"),
+        ],
+        atomic=True,
+    )
+    platform.runner.catch_up()
+    ids = [unknown, together[0], alone, together[1]]
+
+    with platform.db.transaction() as cur:
+        homes = list(mailing_plans._homes(cur, ids))
+
+    assert [i for i, _ in homes] == [1, 2, 3]
+    household = dict(homes)
+    assert household[1] == household[3] != household[2]
 
 
 @pytest.mark.parametrize("piece", [1 << 20, 5])
