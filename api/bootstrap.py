@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from api.gc_tuning import tune_garbage_collector
+from api.logging import configure_logging
 from api.settings import Settings
 from api.store.application import CrmApplication, eventsourcing_env
 from api.store.database import Database, PostgresDatabase, SQLiteDatabase
@@ -51,6 +52,13 @@ def open_database(settings: Settings) -> Database:
             postgres_conninfo(settings), max_size=settings.db_pool_size
         )
     return SQLiteDatabase(settings.sqlite_path)
+
+
+def settings_from_env() -> Settings:
+    """The settings in the environment, with logging configured as they say."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
 
 
 def build_platform(

@@ -9,16 +9,10 @@ from typing import NoReturn
 import psycopg
 import typer
 
-from api.bootstrap import Platform, build_platform
-from api.logging import configure_logging
-from api.settings import Settings
+from api.bootstrap import Platform, build_platform, settings_from_env
 from api.store.database import DatabaseUnavailable
 
-
-def settings_from_env() -> Settings:
-    settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
+__all__ = ["fail", "platform_from_env", "settings_from_env"]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

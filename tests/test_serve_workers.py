@@ -4,16 +4,20 @@ worker dies and is replaced)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from api.web_workers import reuse_port_sockets
+from api import web_workers
+from api.web_workers import _main_module_named, reuse_port_sockets
 from scripts.soak import free_port, make_keys, start_server, stop_server
 
 
@@ -162,3 +166,25 @@ def test_an_http_process_keeps_only_a_small_aggregate_cache(
         assert other.ingestor.cache.maxsize == Settings().aggregate_cache_size
     finally:
         other.close()
+
+
+def _report_main_module(answers: Any) -> None:
+    main = sys.modules["__mp_main__"]
+    answers.put((getattr(main, "__file__", None), "api.cli" in sys.modules))
+
+
+def test_a_worker_starts_without_importing_the_command_line() -> None:
+    # A spawned process imports its parent's __main__ first: under `crm serve`
+    # that is the `crm` script and the whole CLI.
+    context = multiprocessing.get_context("spawn")
+    answers = context.SimpleQueue()
+    parent_main = getattr(sys.modules["__main__"], "__spec__", None)
+    with _main_module_named("api.web_workers"):
+        child = context.Process(target=_report_main_module, args=(answers,))
+        child.start()
+    child.join(timeout=60)
+
+    main_file, imported_cli = answers.get()
+    assert main_file == web_workers.__file__
+    assert not imported_cli
+    assert getattr(sys.modules["__main__"], "__spec__", None) is parent_main

@@ -34,8 +34,7 @@ def app_from_env() -> FastAPI:
     import os
     import signal
 
-    from api.bootstrap import build_platform
-    from api.cli_support import settings_from_env
+    from api.bootstrap import build_platform, settings_from_env
     from api.worker import stop_when_orphaned
 
     platform = build_platform(settings_from_env(), migrate=False, serving=True)
