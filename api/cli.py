@@ -12,8 +12,8 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from api.audit.cli import audit_cli
-from api.bootstrap import Platform
-from api.cli_support import fail, platform_from_env, settings_from_env
+from api.bootstrap import Platform, settings_from_env
+from api.cli_support import fail, platform_from_env
 from api.keys import ROLES, create_key, revoke_key
 from api.store.ingest import Report
 from api.store.migrate import apply_migrations

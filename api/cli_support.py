@@ -1,4 +1,4 @@
-"""What every `crm` sub-command shares: settings, the platform, a clean failure."""
+"""What every `crm` sub-command shares: the platform from the environment, a clean failure."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import typer
 
 from api.bootstrap import Platform, build_platform, settings_from_env
 from api.store.database import DatabaseUnavailable
-
-__all__ = ["fail", "platform_from_env", "settings_from_env"]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
