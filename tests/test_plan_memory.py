@@ -240,7 +240,7 @@ def test_rows_read_in_pages_are_all_the_rows(
         )
         assert list(map(tuple, streamed)) == list(map(tuple, expected))
         sql = "SELECT name, position FROM projection_positions WHERE name IN {ids}"
-        rows = list(mailing_plans._each_row(cur, sql, [*names, "x"]))
+        rows = mailing_plans._rows(cur, sql, [*names, "x"], tuples=True)
         streamed_rows = list(mailing_plans._streamed(cur, sql, [*names, "x"]))
     assert sorted(map(tuple, rows)) == [(name, i) for i, name in enumerate(names)]
     assert sorted(map(tuple, streamed_rows)) == sorted(map(tuple, rows))

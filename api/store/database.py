@@ -93,20 +93,6 @@ class Cursor:
             for piece in pieces:
                 copy.write(piece)
 
-    def each_tuple(self) -> Iterator[Any]:
-        """`tuples`, one row at a time: a large result is never all Python rows at once."""
-        if self.sqlite:
-            yield from self.raw
-            return
-        self.raw.row_factory = tuple_row
-        try:
-            # In pages: psycopg loads a page of rows far faster than a row at a time.
-            while page := self.raw.fetchmany(2000):
-                yield from page
-        finally:
-            if self.raw is not None:
-                self.raw.row_factory = dict_row
-
     def streamed(
         self, sql: str, params: Sequence[Any] = (), page: int = 2000
     ) -> Iterator[Any]:

@@ -129,23 +129,16 @@ def _rows(
 
     Rows are dicts, or tuples (cheaper for large results) with `tuples`.
     """
-    if tuples:
-        return list(_each_row(cur, sql, ids, *before))
     rows: list[Any] = []
     for _ in _executed(cur, sql, ids, before):
-        rows += cur.fetchall()
+        rows += cur.tuples() if tuples else cur.fetchall()
     return rows
 
 
-def _each_row(cur: Cursor, sql: str, ids: Iterable[str], *before: Any) -> Iterator[Any]:
-    """`_rows`' tuples one at a time."""
-    for _ in _executed(cur, sql, ids, before):
-        yield from cur.each_tuple()
-
-
 def _streamed(cur: Cursor, sql: str, ids: Iterable[str], *before: Any) -> Iterator[Any]:
-    """`_each_row`, and on PostgreSQL through a server-side cursor: a lot's people
-    are never all in memory, neither as rows nor as the query's result."""
+    """`_rows`' tuples one at a time, on PostgreSQL through a server-side cursor:
+    a lot's people are never all in memory, neither as rows nor as the query's
+    result."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return
