@@ -81,6 +81,7 @@ def build_platform(
         db,
         all_projections(),
         poll_seconds=settings.projection_poll_seconds,
+        gather_seconds=settings.projection_gather_seconds,
         listen_conninfo=postgres_conninfo(settings) if settings.is_postgres else None,
     )
     return Platform(

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     projection_poll_seconds: float = Field(
         default=0.05, description="How often projections poll for new events"
     )
+    projection_gather_seconds: float = Field(
+        default=0.03,
+        ge=0,
+        le=1,
+        description="PostgreSQL: after a page of new events the projections wait this "
+        "long before reading the next, so a busy log is read in larger pages",
+    )
     db_pool_size: int = Field(
         default=8, description="PostgreSQL connections per process for views"
     )

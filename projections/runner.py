@@ -134,6 +134,7 @@ class ProjectionRunner:
         rebuild_batch_size: int | None = None,
         poll_seconds: float = 0.05,
         listen_conninfo: str | None = None,
+        gather_seconds: float = 0.0,
     ) -> None:
         self.app = app
         self.db = db
@@ -144,6 +145,7 @@ class ProjectionRunner:
         self.batch_size = batch_size or PAGE_SIZE
         self.rebuild_batch_size = rebuild_batch_size or batch_size or REBUILD_PAGE_SIZE
         self.poll_seconds = poll_seconds
+        self.gather_seconds = gather_seconds
         # Full pages applied by this runner, for refreshing statistics at 1, 2, 4,
         # 8, ... Counted over its life and only while catching up a backlog: an
         # ANALYZE of large tables stalls the views for a second or two, which
@@ -404,8 +406,10 @@ class ProjectionRunner:
                 # Listening starts before the log is read, so nothing committed
                 # after that read goes unnoticed until the next timeout.
                 listener = self._listen(listener)
-                self.catch_up()
+                read = self.catch_up()
                 self.last_error = None
+                if read and listener is not None:
+                    self._gather()
                 self._wait_for_news(listener)
             except (
                 DatabaseUnavailable,
@@ -427,6 +431,18 @@ class ProjectionRunner:
         listener = psycopg.connect(self.listen_conninfo, autocommit=True)
         listener.execute("LISTEN crm_events")
         return listener
+
+    def _gather(self) -> None:
+        """After a page that held news, lets the next one fill for `gather_seconds`.
+
+        Each page costs the views a transaction and some twenty statements
+        whatever it holds. Woken by every save, they followed a busy log in pages
+        of a few events each, and spent more per event than the writer that
+        stored them (docs/benchmarks.md, fifteenth pass). Waiting a little makes
+        the pages larger under load and adds at most this long to the lag; an
+        idle log is still seen at once, since a quiet page reads nothing and
+        gathers nothing. (SQLite's poll interval gathers already.)"""
+        self._stop.wait(self.gather_seconds)
 
     def _wait_for_news(self, listener: Any) -> None:
         """Until a save is notified (PostgreSQL) or for the poll interval (SQLite).
