@@ -383,6 +383,35 @@ def test_a_sole_writer_trusts_its_cache_and_another_writer_ends_that(
         second.close()
 
 
+def test_without_trust_only_cached_aggregates_are_checked_and_stale_ones_reloaded(
+    settings: Settings,
+) -> None:
+    """After another writer, a load mixes three kinds of id: cached and still the
+    latest (taken from the cache), cached but changed by the other writer
+    (read again), and never cached (read). Each comes back at its version."""
+    from api.store.streams import load_aggregates
+
+    first, second = build_platform(settings), build_platform(settings)
+    try:
+        kept, changed = registered(name="周杰"), registered(name="吴倩")
+        first.ingestor.ingest([kept, changed], atomic=True)
+        uncached = registered(name="郑洁")
+        second.ingestor.ingest([uncached], atomic=True)
+        second.ingestor.ingest([_deceased(changed["data"]["customer_id"])], atomic=True)
+        cache = first.ingestor.cache
+        assert not cache.current_at(positions(first))
+        ids = [UUID(e["data"]["customer_id"]) for e in (kept, changed, uncached)]
+        before = cache.get(ids[0])
+        loaded = load_aggregates(first.app, first.db, [*ids, UUID(new_id())], cache)
+        assert [loaded[i].version for i in ids] == [1, 2, 1]
+        assert loaded[ids[1]].deceased
+        assert len(loaded) == 3  # the unknown id is absent
+        assert before is not None and loaded[ids[0]] is not before  # a copy
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_failed_save_ends_the_sole_writers_trust(platform: Platform) -> None:
     customer = registered()
     platform.ingestor.ingest([customer], atomic=True)

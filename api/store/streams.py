@@ -75,6 +75,10 @@ class AggregateCache:
         self._current_at: int | None = None
         self._only_writer = True
 
+    def may_be_current(self) -> bool:
+        """False once another writer has been seen: `current_at` is then always False."""
+        return self._only_writer
+
     def current_at(self, head: int) -> bool:
         """True if every cached aggregate is the latest at `head`, the log's newest
         position just read: nobody else has written since the cache began."""
@@ -135,28 +139,31 @@ def load_aggregates(
     """The current state of each existing aggregate among `ids` (absent ids are left out)."""
     wanted = list(dict.fromkeys(ids))
     found: dict[UUID, Aggregate] = {}
-    trusted = cache is not None and cache.current_at(
-        app.recorder.max_notification_id() or 0
+    # Once another writer has been seen the answer is always no: not asked.
+    trusted = (
+        cache is not None
+        and cache.may_be_current()
+        and cache.current_at(app.recorder.max_notification_id() or 0)
     )
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
         with db.read() as cur:
             to_load = []
-            if trusted:
-                assert cache is not None
-                for aggregate_id in chunk:
-                    cached = cache.get(aggregate_id)
-                    if cached is not None:
-                        found[aggregate_id] = clone(cached)
-                    else:
-                        to_load.append(aggregate_id)  # absent ones read no rows
-            else:
-                for aggregate_id, version in _versions(cur, db, chunk).items():
-                    cached = cache.get(aggregate_id) if cache else None
-                    if cached is not None and cached.version == version:
-                        found[aggregate_id] = clone(cached)
-                    else:
+            cached = {}
+            for aggregate_id in chunk:
+                kept = cache.get(aggregate_id) if cache else None
+                if kept is None:
+                    to_load.append(aggregate_id)  # absent ones read no rows
+                else:
+                    cached[aggregate_id] = kept
+            if cached and not trusted:
+                # Only the cached ones need their versions confirmed.
+                versions = _versions(cur, db, list(cached))
+                for aggregate_id, kept in list(cached.items()):
+                    if versions.get(aggregate_id) != kept.version:
+                        del cached[aggregate_id]
                         to_load.append(aggregate_id)
+            found.update((i, clone(a)) for i, a in cached.items())
             if to_load:
                 found.update(_replay(app, _events(cur, db, to_load)))
     return found
