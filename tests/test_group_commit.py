@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -85,3 +86,64 @@ def test_a_lone_request_behaves_like_plain_ingest(platform: Platform) -> None:
             committer.ingest([account_opened(new_id())])
     finally:
         committer.close()
+
+
+def test_repeats_in_a_group_that_did_not_look_are_still_duplicates_or_conflicts(
+    platform: Platform,
+) -> None:
+    """A group asks the log for repeats only after meeting one: the first group
+    with repeats stores nothing twice, and answers each repeat as it should."""
+    committer = GroupCommitter(platform.ingestor)
+    entered, release = threading.Event(), threading.Event()
+    groups: list[int] = []
+    process = committer._process
+
+    def held(group: list) -> None:  # the first group waits: the rest queue up
+        if not groups:
+            entered.set()
+            release.wait(10)
+        groups.append(len(group))
+        process(group)
+
+    committer._process = held  # type: ignore[method-assign]
+    try:
+        customer, moved = registered(name="孔明"), registered(name="刘备")
+        first = committer.submit([customer, moved])
+        assert entered.wait(10)
+        balance = envelope(
+            "CustomerMoved",
+            {
+                "customer_id": moved["data"]["customer_id"],
+                "address": {"line": "成都市武侯区武侯祠大街231号"},
+            },
+        )
+        changed = json.loads(json.dumps(customer))
+        changed["data"]["name"] = "诸葛亮"
+        fresh = registered(name="关羽")
+        queued = [
+            committer.submit(events)
+            for events in ([fresh], [customer], [balance], [changed], [balance])
+        ]
+        release.set()
+        stored = first.result(timeout=30)
+        answers: list[object] = []
+        for future in queued:
+            try:
+                answers.append(future.result(timeout=30))
+            except BatchRejected as error:
+                answers.append(error)
+    finally:
+        committer.close()
+    assert groups[:2] == [1, 5]
+    fresh_answer, repeat, move, conflict, move_again = answers
+    assert fresh_answer.outcomes[0].status == "stored"  # type: ignore[attr-defined]
+    assert repeat.outcomes[0].status == "duplicate"  # type: ignore[attr-defined]
+    assert repeat.outcomes[0].position == stored.outcomes[0].position  # type: ignore[attr-defined]
+    assert move.outcomes[0].status == "stored"  # type: ignore[attr-defined]
+    assert isinstance(conflict, BatchRejected) and conflict.code == "event_id_conflict"
+    assert move_again.outcomes[0].status == "duplicate"  # type: ignore[attr-defined]
+    with platform.db.read() as cur:
+        logged = cur.execute(
+            "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM crm_event_log"
+        ).fetchone()
+    assert logged == {"n": 4, "ids": 4}  # two customers, the move, the fresh one

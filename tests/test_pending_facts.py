@@ -242,6 +242,35 @@ def test_optimistic_ingest_still_finds_repeats_and_conflicts(
     assert verify_log(platform.db).ok
 
 
+def test_a_repeat_that_breaks_a_rule_is_still_told_apart_without_a_lookup(
+    platform: Platform,
+) -> None:
+    """Unlooked-for, a repeated registration first meets the rule "already
+    exists": the same event is then a duplicate, other content a conflict."""
+    customer = registered(name="马超")
+    platform.ingestor.ingest_prepared(
+        _prepare(platform, [customer]), atomic=False, optimistic=True
+    )
+    changed = dict(customer, data=dict(customer["data"], name="马岱"))
+    for events, status, code in (
+        ([changed], "rejected", "event_id_conflict"),
+        ([customer], "duplicate", None),
+    ):
+        platform.ingestor.repeats_seen = False
+        report = platform.ingestor.ingest_prepared(
+            _prepare(platform, events), atomic=False, optimistic=True
+        )
+        outcome = report.outcomes[0]
+        assert outcome.status == status
+        assert (outcome.error and outcome.error.code) == code
+    platform.ingestor.repeats_seen = False
+    with pytest.raises(BatchRejected) as refused:
+        platform.ingestor.ingest_prepared(
+            _prepare(platform, [changed]), atomic=True, optimistic=True
+        )
+    assert refused.value.status == 409
+
+
 def _prepare(platform: Platform, events: list[dict[str, Any]]) -> list[Any]:
     from api.store.prepare import prepare_batch
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from api.store.ingest import (
     UnitOfWork,
     _Candidate,
     classify,
-    conflicts_of,
+    conflict_refusal,
     rejected_by_rule,
     save_accepted,
 )
@@ -36,6 +37,9 @@ from domain.errors import DomainError
 from domain.handling import Decider
 
 log = structlog.get_logger("crm.group_commit")
+
+LOOK_AFTER_REPEAT_SECONDS = 60.0
+"""How long groups ask the log for repeats after meeting one (see `_together`)."""
 
 
 class OverlayUnitOfWork(UnitOfWork):
@@ -71,6 +75,7 @@ class GroupCommitter:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._look_until = 0.0
 
     def ingest(self, raw_events: list[Any]) -> Report:
         """Stores an atomic batch together with whatever else is waiting; blocks until committed."""
@@ -126,7 +131,9 @@ class GroupCommitter:
         try:
             self._together(group)
         except IntegrityError:
-            # Another process wrote the same aggregates: fall back to one save per request.
+            # A repeat of a stored event, or another process wrote the same
+            # aggregates: each request again on its own, looking first.
+            self._look_until = time.monotonic() + LOOK_AFTER_REPEAT_SECONDS
             for request in group:
                 if not request.future.done():
                     self._alone(request)
@@ -147,8 +154,14 @@ class GroupCommitter:
 
     def _together(self, group: list[_Request]) -> None:
         live = self._validate_all(group)
-        ids = [str(c.event.event_id) for r in live for c in r.accepted]
-        known = self.ingestor.stored_hashes(ids)
+        # Repeats of stored events are rare until a client retries, so a group
+        # does not ask the log for them (a query per group) unless one was met
+        # lately: the log's unique event_id refuses a repeat, and the group is
+        # then stored request by request, each looking (`_process`).
+        known = {}
+        if time.monotonic() < self._look_until:
+            ids = [str(c.event.event_id) for r in live for c in r.accepted]
+            known = self.ingestor.stored_hashes(ids)
         seen: dict[str, _Candidate] = {}
         base = UnitOfWork(self.ingestor.app, self.ingestor.cache)
         base.preload(self.ingestor.db, [c for r in live for c in r.accepted])
@@ -160,13 +173,9 @@ class GroupCommitter:
             fresh = [
                 c for c in request.accepted if classify(c, request.report, known, own)
             ]
-            conflicts = conflicts_of(request.report)
-            if conflicts:
-                request.future.set_exception(
-                    BatchRejected(
-                        conflicts[0].code, conflicts[0].message, conflicts, status=409
-                    )
-                )
+            refusal = conflict_refusal(request.report)
+            if refusal is not None:
+                request.future.set_exception(refusal)
                 continue
             fresh = self._drop_seen_in_group(request, fresh, seen)
             if request.future.done():
@@ -196,8 +205,12 @@ class GroupCommitter:
                 overlay.decide(decider, candidate.event)
             except DomainError as error:
                 if self.ingestor.stored_meanwhile(candidate, request.report):
+                    self._look_until = time.monotonic() + LOOK_AFTER_REPEAT_SECONDS
                     continue
-                request.future.set_exception(rejected_by_rule(candidate, error))
+                request.future.set_exception(
+                    conflict_refusal(request.report)
+                    or rejected_by_rule(candidate, error)
+                )
                 return []
             decided.append(candidate)
         return decided

@@ -282,11 +282,9 @@ class Ingestor:
         known = self.stored_hashes(event_ids) if look else {}
         seen: dict[str, _Candidate] = {}
         fresh = [c for c in candidates if classify(c, report, known, seen)]
-        conflicts = conflicts_of(report)
-        if atomic and conflicts:
-            raise BatchRejected(
-                Conflict.code, conflicts[0].message, conflicts, status=409
-            )
+        refusal = conflict_refusal(report)
+        if atomic and refusal is not None:
+            raise refusal
         return fresh
 
     def stored_hashes(self, event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
@@ -308,15 +306,21 @@ class Ingestor:
         return known
 
     def stored_meanwhile(self, candidate: _Candidate, report: Report) -> bool:
-        """A concurrent writer may have stored this very event since we looked: then
-        the rule it now breaks (e.g. "already exists") is its own earlier copy."""
+        """An event that breaks a rule (e.g. "already exists") may be stored already,
+        by a concurrent writer since we looked, or before a save that did not
+        look: True if this very event is, and its outcome is then a duplicate.
+        If the log holds its id with other content, its outcome becomes that
+        conflict (False), as if looked up before."""
         event_id = str(candidate.event.event_id)
         known = self.stored_hashes([event_id]).get(event_id)
-        if known is None or known[0] != candidate.content_hash:
+        if known is None:
             return False
-        outcome = report.outcomes[candidate.index]
-        outcome.status, outcome.position = "duplicate", known[1]
         self.repeats_seen = True
+        outcome = report.outcomes[candidate.index]
+        if known[0] != candidate.content_hash:
+            outcome.status, outcome.error = "rejected", _conflict(event_id)
+            return False
+        outcome.status, outcome.position = "duplicate", known[1]
         return True
 
     def _decide_and_save(
@@ -332,10 +336,13 @@ class Ingestor:
             except DomainError as error:
                 if self.stored_meanwhile(candidate, report):
                     continue
-                if atomic:
-                    raise rejected_by_rule(candidate, error) from None
                 outcome = report.outcomes[candidate.index]
-                outcome.status, outcome.error = "rejected", error
+                if atomic:
+                    raise (
+                        conflict_refusal(report) or rejected_by_rule(candidate, error)
+                    ) from None
+                if not isinstance(outcome.error, Conflict):
+                    outcome.status, outcome.error = "rejected", error
                 continue
             accepted.append(candidate)
         if not accepted:
@@ -387,6 +394,20 @@ def rejected_by_rule(candidate: _Candidate, error: DomainError) -> BatchRejected
     return BatchRejected(error.code, error.message, [problem])
 
 
+def conflict_refusal(report: Report) -> BatchRejected | None:
+    """The refusal (409) of an atomic batch whose event ids clash with stored ones."""
+    conflicts = conflicts_of(report)
+    if not conflicts:
+        return None
+    return BatchRejected(Conflict.code, conflicts[0].message, conflicts, status=409)
+
+
+def _conflict(event_id: str) -> Conflict:
+    return Conflict(
+        f"event {event_id} was already posted with different content", field="event_id"
+    )
+
+
 def classify(
     candidate: _Candidate,
     report: Report,
@@ -410,10 +431,7 @@ def classify(
     else:
         seen[event_id] = candidate
         return True
-    outcome.status = "rejected"
-    outcome.error = Conflict(
-        f"event {event_id} was already posted with different content", field="event_id"
-    )
+    outcome.status, outcome.error = "rejected", _conflict(event_id)
     return False
 
 
