@@ -16,7 +16,7 @@ from api.http import create_app
 from api.keys import create_key
 from api.store.database import DatabaseUnavailable
 from domain.catalogue import DATA_MODELS
-from tests.factories import new_id, registered
+from tests.factories import account_opened, new_id, registered
 
 
 @pytest.fixture
@@ -53,16 +53,22 @@ def test_readyz_reports_the_log_head(client: TestClient) -> None:
 
 
 def test_metrics_expose_events_requests_and_projections(client: TestClient) -> None:
-    for name in ("朱红", "胡军", "郭敏"):
-        client.post("/v1/events", json=registered(name=name))
+    singles = [registered(name=name) for name in ("朱红", "胡军", "郭敏")]
+    for event in singles:
+        client.post("/v1/events", json=event)
+    first, second = registered(name="钱芳"), registered(name="秦岚")
+    batch = [first, second, account_opened(first["data"]["customer_id"]), singles[0]]
+    answer = client.post("/v1/events", json={"events": batch}).json()
+    assert [r["status"] for r in answer["results"]][-1] == "duplicate"
     text = client.get("/metrics").text
-    assert 'crm_events_stored_total{type="CustomerRegistered"} 3.0' in text
+    assert 'crm_events_stored_total{type="CustomerRegistered"} 5.0' in text
+    assert 'crm_events_stored_total{type="AccountOpened"} 1.0' in text
     assert (
-        'crm_http_requests_total{method="POST",route="/v1/events",status="201"} 3.0'
+        'crm_http_requests_total{method="POST",route="/v1/events",status="201"} 4.0'
         in text
     )
     assert "crm_http_request_duration_seconds_bucket" in text
-    assert "crm_event_log_head 3.0" in text
+    assert "crm_event_log_head 6.0" in text
 
 
 def test_unknown_route_and_wrong_method_use_the_error_shape(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -84,10 +85,12 @@ async def post_events(
         # The group-commit thread does the work; awaiting its future keeps the
         # event loop free instead of parking a threadpool worker per request.
         report = await asyncio.wrap_future(platform.committer.submit(events))
-        metrics = request.app.state.metrics
-        for outcome in report.outcomes:
-            if outcome.status == "stored":
-                metrics.events_stored.labels(events[outcome.index]["type"]).inc()
+        stored = Counter(
+            events[o.index]["type"] for o in report.outcomes if o.status == "stored"
+        )
+        # One increment per type: a labelled increment per event cost 1.4 ms a batch.
+        for event_type, count in stored.items():
+            request.app.state.metrics.events_stored.labels(event_type).inc(count)
         request.state.position = report.position
         # Built here in the documented IngestResponse shape (tests check it): skipping
         # response-model validation saves a third of the framework's cost per post.
