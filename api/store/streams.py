@@ -169,19 +169,18 @@ def load_aggregates(
     return found
 
 
-def _replay(app: CrmApplication, rows: list[dict[str, Any]]) -> dict[UUID, Aggregate]:
+def _replay(app: CrmApplication, rows: list[Any]) -> dict[UUID, Aggregate]:
+    """Aggregates from their rows (originator_id, originator_version, topic, state)."""
     found: dict[UUID, Aggregate] = {}
     aggregate: Any = None
-    for row in rows:
-        oid = _uuid(row["originator_id"])
+    for originator_id, version, topic, state in rows:
+        oid = _uuid(originator_id)
         if aggregate is not None and aggregate.id != oid:
             found[aggregate.id] = aggregate
             aggregate = None
-        elif aggregate is not None and aggregate.version == row["originator_version"]:
+        elif aggregate is not None and aggregate.version == version:
             continue  # the last row, read a second time
-        stored = StoredEvent(
-            oid, row["originator_version"], row["topic"], bytes(row["state"])
-        )
+        stored = StoredEvent(oid, version, topic, bytes(state))
         if aggregate is not None:
             # The rows between (facts that change no state) were not read.
             aggregate.version = stored.originator_version - 1
@@ -212,13 +211,13 @@ def _versions(cur: Cursor, db: Database, ids: list[UUID]) -> dict[UUID, int]:
     return {_uuid(oid): version for oid, version in rows}
 
 
-def _events(cur: Cursor, db: Database, ids: list[UUID]) -> list[dict[str, Any]]:
+def _events(cur: Cursor, db: Database, ids: list[UUID]) -> list[Any]:
     """Each aggregate's rows in order: those that change its state (read through
     the partial index of migration 0007) and its last row, which may come twice."""
     if db.backend == "postgresql":
-        return cur.execute(LOAD_POSTGRESQL, (ids,)).fetchall()
+        return cur.execute(LOAD_POSTGRESQL, (ids,)).tuples()
     placeholders, params = db.in_list([i.hex for i in ids])
-    return cur.execute(LOAD_SQLITE.format(ids=placeholders), params).fetchall()
+    return cur.execute(LOAD_SQLITE.format(ids=placeholders), params).tuples()
 
 
 def _topics_sql() -> str:
