@@ -36,7 +36,7 @@ import csv
 import importlib.util
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -190,7 +190,9 @@ class _Division(NamedTuple):
 class _Gazetteer(NamedTuple):
     names: dict[str, tuple[_Division, ...]]  # full names and short forms
     full_names: frozenset[str]
-    max_len: int
+    # first character -> the longest name starting with it: three for most,
+    # where the longest of all is fifteen
+    longest_from: dict[str, int]
 
 
 # cpca's own short-form rules (see cpca.matcher.Matcher).
@@ -253,7 +255,10 @@ def _gazetteer() -> _Gazetteer:
                 if len(key) >= 2:
                     names.setdefault(key, []).append(division)
     frozen = {key: tuple(sorted(value)) for key, value in names.items()}
-    return _Gazetteer(frozen, frozenset(full_names), max(map(len, frozen)))
+    longest_from: dict[str, int] = {}
+    for key in frozen:
+        longest_from[key[0]] = max(longest_from.get(key[0], 0), len(key))
+    return _Gazetteer(frozen, frozenset(full_names), longest_from)
 
 
 def _parse_divisions(text: str) -> tuple[tuple[_Division, ...], int]:
@@ -271,8 +276,11 @@ def _parse_divisions(text: str) -> tuple[tuple[_Division, ...], int]:
     pos = 0
     size = len(text)
     while pos < size:
+        longest = gazetteer.longest_from.get(text[pos])
+        if longest is None:
+            break  # no name starts here
         found: tuple[int, tuple[_Division, ...]] | None = None
-        for end in range(min(size, pos + gazetteer.max_len), pos + 1, -1):
+        for end in range(min(size, pos + longest), pos + 1, -1):
             candidates = gazetteer.names.get(text[pos:end])
             if candidates is not None:
                 found = (end, candidates)
@@ -349,19 +357,32 @@ def _dash_triple(match: re.Match[str]) -> str:
     return f"{match.group(1)}栋{match.group(2)}单元{match.group(3)}室"
 
 
+# Each rewrite in order, after the text that every one of its matches holds
+# (or looks behind at): a rewrite whose text is absent is not tried.
+_STREET_REWRITES: tuple[
+    tuple[tuple[str, ...], re.Pattern[str], str | Callable[[re.Match[str]], str]],
+    ...,
+] = (
+    (("街道",), _SUBDISTRICT, ""),
+    (("楼", "栋", "幢"), _BUILDING, r"\1栋"),
+    (("单元",), _BUILDING_BEFORE_UNIT, r"\1栋"),
+    (("-",), _DASH_TRIPLE, _dash_triple),
+    (("栋",), _UNIT, r"栋\1单元"),
+    (("楼", "层", "f"), _FLOOR, r"\1层"),
+    (("房", "室", "户"), _ROOM, r"\1室"),
+    (("单元",), _ROOM_AFTER_UNIT, r"\1室"),
+    (("栋",), _ROOM_AFTER_BUILDING, r"\1室"),
+    (("号", "层", "座"), _ROOM_BARE, r"\1室"),
+    (("层",), _FLOOR_THEN_ROOM, _drop_redundant_floor),
+    (("路", "街", "道", "巷"), _STREET_NUMBER, r"\1号"),
+)
+
+
 def _canonical_street(text: str) -> str:
-    text = _SUBDISTRICT.sub("", text)
-    text = _BUILDING.sub(r"\1栋", text)
-    text = _BUILDING_BEFORE_UNIT.sub(r"\1栋", text)
-    text = _DASH_TRIPLE.sub(_dash_triple, text)
-    text = _UNIT.sub(r"栋\1单元", text)
-    text = _FLOOR.sub(r"\1层", text)
-    text = _ROOM.sub(r"\1室", text)
-    text = _ROOM_AFTER_UNIT.sub(r"\1室", text)
-    text = _ROOM_AFTER_BUILDING.sub(r"\1室", text)
-    text = _ROOM_BARE.sub(r"\1室", text)
-    text = _FLOOR_THEN_ROOM.sub(_drop_redundant_floor, text)
-    return _STREET_NUMBER.sub(r"\1号", text)
+    for needs, pattern, replacement in _STREET_REWRITES:
+        if any(part in text for part in needs):
+            text = pattern.sub(replacement, text)
+    return text
 
 
 def _chinese_key(country: str, address: Mapping[str, str | None], line: str) -> str:
