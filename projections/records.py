@@ -12,10 +12,8 @@ from eventsourcing.persistence import JSONTranscoder, Notification
 from eventsourcing.utils import resolve_topic
 
 from api.store.recorders import LogRow
+from api.store.transcoder import TRANSCODED
 from domain.events import TYPE_BY_TOPIC, event_type
-
-# How a transcoded value starts in stored JSON (the timestamp is one).
-_TRANSCODED = b'"_type_"'
 
 
 class EventRecord(NamedTuple):
@@ -92,7 +90,7 @@ def _decode_plain(app: Application[Any], row: LogRow) -> EventRecord | None:
         mapper.cipher is not None
         or mapper.compressor is not None
         or not isinstance(mapper.transcoder, JSONTranscoder)
-        or state.count(_TRANSCODED) != 1
+        or state.count(TRANSCODED) != 1
     ):
         return None
     values = orjson.loads(state)

@@ -15,7 +15,8 @@ from eventsourcing.persistence import JSONTranscoder
 
 from api.store.json_bytes import kept
 
-_TRANSCODED = b'"_type_"'
+TRANSCODED = b'"_type_"'
+"""How a transcoded value starts in stored JSON (a fact's timestamp is one)."""
 
 # Datetimes, dataclasses and subclasses of str/int/dict/list must reach the
 # registered transcodings, as they do with the json module.
@@ -42,7 +43,7 @@ class OrjsonTranscoder(JSONTranscoder):
         # revived alone it spares the walk over every nested value of `data`.
         # (In stored JSON the bytes `"_type_"` can only be a key: a string's own
         # quotes are escaped.)
-        found = data.count(_TRANSCODED)
+        found = data.count(TRANSCODED)
         if found == 0:
             return value
         if found == 1 and isinstance(value, dict):
