@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
 from api.bootstrap import Platform
 from api.store.group_commit import GroupCommitter
-from api.store.ingest import BatchRejected
+from api.store.ingest import BatchRejected, Report
 from tests.factories import account_opened, envelope, new_id, registered
+
+
+def answers_of(futures: list[Future[Report]]) -> list[Report | BatchRejected]:
+    """Each submitted request's report, or the refusal it was answered with."""
+    answers: list[Report | BatchRejected] = []
+    for future in futures:
+        try:
+            answers.append(future.result(timeout=30))
+        except BatchRejected as error:
+            answers.append(error)
+    return answers
 
 
 def test_concurrent_requests_are_each_atomic_and_stored_once(
@@ -110,7 +121,7 @@ def test_repeats_in_a_group_that_did_not_look_are_still_duplicates_or_conflicts(
         customer, moved = registered(name="孔明"), registered(name="刘备")
         first = committer.submit([customer, moved])
         assert entered.wait(10)
-        balance = envelope(
+        moving = envelope(
             "CustomerMoved",
             {
                 "customer_id": moved["data"]["customer_id"],
@@ -122,16 +133,11 @@ def test_repeats_in_a_group_that_did_not_look_are_still_duplicates_or_conflicts(
         fresh = registered(name="关羽")
         queued = [
             committer.submit(events)
-            for events in ([fresh], [customer], [balance], [changed], [balance])
+            for events in ([fresh], [customer], [moving], [changed], [moving])
         ]
         release.set()
         stored = first.result(timeout=30)
-        answers: list[object] = []
-        for future in queued:
-            try:
-                answers.append(future.result(timeout=30))
-            except BatchRejected as error:
-                answers.append(error)
+        answers = answers_of(queued)
     finally:
         committer.close()
     assert groups[:2] == [1, 5]

@@ -24,6 +24,7 @@ from api.store.transcoder import OrjsonTranscoder
 from domain.account import Account, AccountClosed, AccountOpened, BalanceReported
 from domain.events import version_only_topics
 from tests.factories import account_opened, envelope, registered
+from tests.test_group_commit import answers_of
 
 
 def balance(account_id: str, amount: str, as_of: str) -> dict[str, Any]:
@@ -183,13 +184,7 @@ def test_a_rejected_request_in_a_group_leaves_no_pending_fact_behind(
             balance(str(uuid.uuid4()), "1.00", "2025-03-01"),
         ]
         good = [balance(aid, "10.00", "2025-03-02")]
-        futures = [committer.submit(failing), committer.submit(good)]
-        answers = []
-        for future in futures:
-            try:
-                answers.append(future.result(timeout=30))
-            except BatchRejected as error:
-                answers.append(error)
+        answers = answers_of([committer.submit(failing), committer.submit(good)])
     finally:
         committer.close()
     assert isinstance(answers[0], BatchRejected)
