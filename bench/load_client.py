@@ -1,7 +1,7 @@
 """The load generator, run as its own process: a small keep-alive HTTP/1.1 client on asyncio.
 
     python -m bench.load_client post --base URL --key KEY --bodies FILE [--concurrency 32]
-    python -m bench.load_client read --base URL --key KEY --paths FILE --seconds S
+    python -m bench.load_client read --base URL --key KEY --paths FILE --seconds S [--paced-rate R]
     python -m bench.load_client lag  --base URL --key KEY --bodies FILE --rate 500
 
 Prints one JSON object. A hand-written client keeps the load generator's own CPU
@@ -33,14 +33,17 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(
-        self, method: str, path: str, body: bytes = b""
-    ) -> tuple[int, bytes]:
+    async def open(self) -> None:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(
                 self.host, self.port
             )
-        assert self.reader is not None
+
+    async def request(
+        self, method: str, path: str, body: bytes = b""
+    ) -> tuple[int, bytes]:
+        await self.open()
+        assert self.reader is not None and self.writer is not None
         extra = (
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             if method == "POST"
@@ -139,6 +142,10 @@ async def post(args: argparse.Namespace) -> dict[str, Any]:
 async def read(args: argparse.Namespace) -> dict[str, Any]:
     with open(args.paths, encoding="utf-8") as source:
         paths = [line.strip() for line in source if line.strip()]
+    if args.paced_rate:
+        return await read_paced(
+            args.base, args.key, paths, args.paced_rate, args.seconds, args.concurrency
+        )
     host, port = _target(args.base)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
@@ -162,6 +169,60 @@ async def read(args: argparse.Namespace) -> dict[str, Any]:
         "requests": len(latencies),
         "seconds": round(seconds, 3),
         "requests_per_second": len(latencies) / seconds,
+        "statuses": dict(statuses),
+        **_percentiles(latencies),
+    }
+
+
+async def read_paced(
+    base: str,
+    key: str,
+    paths: list[str],
+    rate: float,
+    seconds: float,
+    concurrency: int,
+) -> dict[str, Any]:
+    """GETs offered at a steady `rate` (open loop) by `concurrency` connections.
+
+    A closed loop's latency at saturation is only its concurrency over its
+    throughput (Little's law); this is the latency at a load below saturation.
+    Each request's latency counts from when it was due, not from when a
+    connection got to it, so a stall delays every request due during it, as it
+    would delay real callers (no coordinated omission)."""
+    host, port = _target(base)
+    queue: asyncio.Queue[tuple[float, str] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    async def worker(conn: Connection) -> None:
+        while (item := await queue.get()) is not None:
+            due, path = item
+            status, _ = await conn.request("GET", path)
+            latencies.append(time.perf_counter() - due)
+            statuses[status] += 1
+
+    # Connected before the first request is due: the client's own setup is not
+    # the server's latency.
+    connections = [Connection(host, port, key) for _ in range(concurrency)]
+    await asyncio.gather(*(conn.open() for conn in connections))
+    workers = [asyncio.create_task(worker(conn)) for conn in connections]
+    count = int(rate * seconds)
+    start = time.perf_counter()
+    for n in range(count):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((due, paths[n % len(paths)]))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    took = time.perf_counter() - start
+    return {
+        "requests": len(latencies),
+        "seconds": round(took, 3),
+        "offered_per_second": rate,
+        "requests_per_second": len(latencies) / took,
         "statuses": dict(statuses),
         **_percentiles(latencies),
     }
@@ -251,6 +312,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=0,
+        help="read: offer this many requests a second (open loop), not as many as answered",
+    )
     parser.add_argument("--poll-interval", type=float, default=0.002)
     args = parser.parse_args()
     runner = {"post": post, "read": read, "lag": lag}[args.mode]

@@ -17,6 +17,10 @@ def aggregate(
     for key in ("p50_ms", "p99_ms", "seconds"):
         if all(key in r for r in runs):
             out[key] = summary([r[key] for r in runs])
+    if runs and all("paced" in r for r in runs):
+        out["paced_rate"] = summary([r["paced"]["offered_per_second"] for r in runs])
+        out["paced_p50_ms"] = summary([r["paced"]["p50_ms"] for r in runs])
+        out["paced_p99_ms"] = summary([r["paced"]["p99_ms"] for r in runs])
     if all("lag" in r for r in runs):
         out["lag_p50_ms"] = summary([r["lag"]["p50_ms"] for r in runs])
         out["lag_p99_ms"] = summary([r["lag"]["p99_ms"] for r in runs])
@@ -113,6 +117,12 @@ def table(results: dict[str, Any]) -> str:
                     else ""
                 )
             )
+            if "paced_rate" in e:
+                lines.append(
+                    f"{'  paced':<14} {backend:<10} {_fmt(_val(e, 'paced_rate')):>11} {'req/s':<9} "
+                    f"{'':>6} {'':>6} {'':>7} {_fmt(_val(e, 'paced_p50_ms'), 1):>7} "
+                    f"{_fmt(_val(e, 'paced_p99_ms'), 1):>8}  (offered at a steady rate)"
+                )
     c = results.get("ceilings", {})
     for name, entry in c.items():
         if not isinstance(entry, dict):

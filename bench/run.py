@@ -228,6 +228,7 @@ class Bench:
                             customers,
                             self.size["reads_s"],
                             seed=300 + r,
+                            paced_load=self.args.paced_read_load,
                         ),
                     )
             for r in range(self.repeat):
@@ -379,6 +380,13 @@ def main() -> None:
         type=int,
         default=os.cpu_count() or 1,
         help="`crm serve --workers` for the HTTP workloads (default: one per core)",
+    )
+    parser.add_argument(
+        "--paced-read-load",
+        type=float,
+        default=0.5,
+        help="reads: then offer this fraction of the rate measured, at a steady "
+        "pace, and report those reads' latency (0: skip)",
     )
     parser.add_argument(
         "--keep-work", action="store_true", help="keep the generated files"

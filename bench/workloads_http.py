@@ -93,8 +93,11 @@ def reads(
     customers: list[str],
     seconds: float,
     seed: int,
+    paced_load: float = 0,
 ) -> dict[str, Any]:
-    """Household view and contact history of random customers, half each."""
+    """Household view and contact history of random customers, half each: as many
+    as 32 clients get answered, then (with `paced_load`) the same paths offered at
+    that fraction of the rate just measured, steadily, whose latencies are `paced`."""
     rng = random.Random(seed)
     paths = workdir / f"paths-{seed}.txt"
     with paths.open("w") as out:
@@ -117,9 +120,26 @@ def reads(
     )
     answer["server_peak_rss_mb"] = server.peak(name)
     answer["rate"] = answer["requests_per_second"]
-    errors = {k: v for k, v in answer["statuses"].items() if k not in ("200", "404")}
-    if errors:
-        raise RuntimeError(f"reads failed: {answer}")
+    if paced_load:
+        answer["paced"] = _client(
+            server,
+            key,
+            "read",
+            "--paths",
+            str(paths),
+            "--seconds",
+            str(seconds),
+            "--concurrency",
+            "32",
+            "--paced-rate",
+            str(round(answer["rate"] * paced_load)),
+        )
+    for run in (answer, answer.get("paced", {})):
+        errors = {
+            k: v for k, v in run.get("statuses", {}).items() if k not in ("200", "404")
+        }
+        if errors:
+            raise RuntimeError(f"reads failed: {run}")
     return answer
 
 
