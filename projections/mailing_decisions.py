@@ -23,10 +23,11 @@ INSERT INTO mailing_campaigns (campaign_id, name, channel, purpose, one_per_hous
     cap_max, cap_days, event_id, position)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (campaign_id) DO NOTHING
 """
-INSERT_PERSON = """
-INSERT INTO mailing_people (customer_id, moved_position) VALUES (%s, %s)
-ON CONFLICT (customer_id) DO NOTHING
-"""
+INSERT_PERSON = Bulk.insert(
+    "mailing_people",
+    (("customer_id", "text"), ("moved_position", "bigint")),
+    "ON CONFLICT (customer_id) DO NOTHING",
+)
 UPDATE_MOVED = "UPDATE mailing_people SET moved_position = %s WHERE customer_id = %s"
 UPDATE_DECEASED = """
 UPDATE mailing_people SET deceased_event_id = %s, deceased_position = %s

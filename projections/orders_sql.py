@@ -2,10 +2,13 @@
 
 from projections.batch import Bulk
 
-UPSERT_CUSTOMER = (
-    "INSERT INTO order_customers (customer_id, branch_code, region_code) "
-    "VALUES (%s, %s, %s) ON CONFLICT (customer_id) DO UPDATE SET "
-    "branch_code = excluded.branch_code, region_code = excluded.region_code"
+# One statement per page's run of registrations, not one per row.
+UPSERT_CUSTOMER = Bulk.insert(
+    "order_customers",
+    (("customer_id", "text"), ("branch_code", "text"), ("region_code", "text")),
+    "ON CONFLICT (customer_id) DO UPDATE SET "
+    "branch_code = excluded.branch_code, region_code = excluded.region_code",
+    key=(0,),
 )
 
 BRANCHES_IN = (
