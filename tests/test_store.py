@@ -419,3 +419,29 @@ def test_a_failed_save_ends_the_sole_writers_trust(platform: Platform) -> None:
     assert cache.current_at(positions(platform))
     cache.saw_failed_save()
     assert not cache.current_at(positions(platform))
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_positions_move_together_or_not_at_all(
+    platform: Platform, pipeline: bool
+) -> None:
+    from projections.runner import PositionMoved, read_positions, write_positions
+
+    names = ["view-a", "view-b", "view-c"]
+    with platform.db.transaction() as cur:  # the first page of each: inserted
+        write_positions(cur, [(name, 0, 5) for name in names])()
+    with platform.db.transaction(pipeline=pipeline) as cur:
+        write_positions(cur, [(name, 5, 9) for name in names])()
+    with platform.db.read() as cur:
+        assert read_positions(cur, names) == dict.fromkeys(names, 9)
+
+    # Another runner moved view-b meanwhile: nothing of this page may stay.
+    with (
+        pytest.raises(PositionMoved, match="view-b"),
+        platform.db.transaction(pipeline=pipeline) as cur,
+    ):
+        write_positions(
+            cur, [("view-a", 9, 12), ("view-b", 7, 12), ("view-c", 9, 12)]
+        )()
+    with platform.db.read() as cur:
+        assert read_positions(cur, names) == dict.fromkeys(names, 9)
