@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -174,6 +175,27 @@ async def read(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _offer_paced(
+    queue: asyncio.Queue[Any],
+    items: Iterable[Any],
+    rate: float,
+    consumers: list[asyncio.Task[None]],
+) -> float:
+    """Puts (when due, item) on `queue` at a steady `rate`, then a None for each
+    consumer, and waits for them to finish. Returns when the first was due."""
+    start = time.perf_counter()
+    for n, item in enumerate(items):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((due, item))
+    for _ in consumers:
+        queue.put_nowait(None)
+    await asyncio.gather(*consumers)
+    return start
+
+
 async def read_paced(
     base: str,
     key: str,
@@ -206,17 +228,8 @@ async def read_paced(
     connections = [Connection(host, port, key) for _ in range(concurrency)]
     await asyncio.gather(*(conn.open() for conn in connections))
     workers = [asyncio.create_task(worker(conn)) for conn in connections]
-    count = int(rate * seconds)
-    start = time.perf_counter()
-    for n in range(count):
-        due = start + n / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((due, paths[n % len(paths)]))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
+    wanted = (paths[n % len(paths)] for n in range(int(rate * seconds)))
+    start = await _offer_paced(queue, wanted, rate, workers)
     took = time.perf_counter() - start
     return {
         "requests": len(latencies),
@@ -266,16 +279,7 @@ async def lag(args: argparse.Namespace) -> dict[str, Any]:
 
     posters = [asyncio.create_task(poster()) for _ in range(args.concurrency)]
     watcher = asyncio.create_task(poller())
-    start = time.perf_counter()
-    for n, body in enumerate(bodies):
-        due = start + n / args.rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((due, body))
-    for _ in posters:
-        queue.put_nowait(None)
-    await asyncio.gather(*posters)
+    start = await _offer_paced(queue, bodies, args.rate, posters)
     seconds = time.perf_counter() - start
     last = max((p for _, p in sent), default=0)
     deadline = time.perf_counter() + 30

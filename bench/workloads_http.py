@@ -107,32 +107,14 @@ def reads(
             out.write(f"/v1/customers/{customer}/{view}\n")
     name = f"reads-{seed}"
     server.mark(name)
-    answer = _client(
-        server,
-        key,
-        "read",
-        "--paths",
-        str(paths),
-        "--seconds",
-        str(seconds),
-        "--concurrency",
-        "32",
-    )
+    args = ["--paths", str(paths), "--seconds", str(seconds), "--concurrency", "32"]
+    answer = _client(server, key, "read", *args)
     answer["server_peak_rss_mb"] = server.peak(name)
     answer["rate"] = answer["requests_per_second"]
     if paced_load:
+        paced_rate = str(round(answer["rate"] * paced_load))
         answer["paced"] = _client(
-            server,
-            key,
-            "read",
-            "--paths",
-            str(paths),
-            "--seconds",
-            str(seconds),
-            "--concurrency",
-            "32",
-            "--paced-rate",
-            str(round(answer["rate"] * paced_load)),
+            server, key, "read", *args, "--paced-rate", paced_rate
         )
     for run in (answer, answer.get("paced", {})):
         errors = {
