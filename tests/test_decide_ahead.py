@@ -5,6 +5,7 @@ is stored the ordinary way."""
 
 from __future__ import annotations
 
+import fcntl
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,12 @@ from api.bootstrap import Platform, build_platform
 from api.cli import cli
 from api.demo_data import generate_demo_events
 from api.settings import Settings
-from api.store.decide_ahead import AheadPipeline, DecidingWorker, FileBatches
+from api.store.decide_ahead import (
+    PIPE_BYTES,
+    AheadPipeline,
+    DecidingWorker,
+    FileBatches,
+)
 from api.store.ingest import Report
 from api.store.mapper import FactMapper
 from api.store.recorders import LogMoved
@@ -230,3 +236,23 @@ def test_a_lost_worker_leaves_the_rest_to_this_process(settings: Settings) -> No
         assert len(rows) == 6
     finally:
         platform.close()
+
+
+@pytest.mark.skipif(
+    not hasattr(fcntl, "F_GETPIPE_SZ")
+    or int(Path("/proc/sys/fs/pipe-max-size").read_text()) < PIPE_BYTES,
+    reason="pipes cannot grow to a batch's size here",
+)
+def test_the_pipes_to_and_from_the_worker_hold_a_whole_batch(
+    settings: Settings,
+) -> None:
+    """A batch's decided rows (about 460 KB) cross in one write: through the
+    default 64 KB pipes the worker waited on this process for every chunk."""
+    worker = DecidingWorker(settings)
+    try:
+        pool = worker._pool
+        for queue in (pool._call_queue, pool._result_queue):  # type: ignore[attr-defined]
+            size = fcntl.fcntl(queue._reader.fileno(), fcntl.F_GETPIPE_SZ)
+            assert size >= PIPE_BYTES
+    finally:
+        worker.close()

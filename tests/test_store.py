@@ -412,6 +412,39 @@ def test_without_trust_only_cached_aggregates_are_checked_and_stale_ones_reloade
         second.close()
 
 
+def test_aggregates_only_read_are_kept_as_read_and_checked_like_saved_ones(
+    settings: Settings,
+) -> None:
+    """A contact reads its customer and changes nothing on it: the customer is
+    kept all the same (a copy), so the next contact does not replay its history.
+    The unit of work's copy may change without touching the kept one; another
+    writer's change is still seen; a kept aggregate is not replaced by an
+    older read of it."""
+    from api.store.streams import load_aggregates
+
+    first, second = build_platform(settings), build_platform(settings)
+    try:
+        customer = registered(name="钱多多")
+        cid = UUID(customer["data"]["customer_id"])
+        second.ingestor.ingest([customer], atomic=True)
+        cache = first.ingestor.cache
+        assert cache.get(cid) is None
+        read = load_aggregates(first.app, first.db, [cid], cache)[cid]
+        kept = cache.get(cid)
+        assert kept is not None and kept is not read and kept.version == 1
+        read.deceased = True  # the unit of work's copy
+        assert not kept.deceased
+        cache.put_loaded([read])  # an older read than the kept one: ignored
+        assert cache.get(cid) is kept
+        second.ingestor.ingest([_deceased(str(cid))], atomic=True)
+        opened = first.ingestor.ingest([account_opened(str(cid))], atomic=False)
+        assert opened.outcomes[0].error is not None
+        assert opened.outcomes[0].error.code == "customer_deceased"
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_failed_save_ends_the_sole_writers_trust(platform: Platform) -> None:
     customer = registered()
     platform.ingestor.ingest([customer], atomic=True)

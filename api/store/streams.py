@@ -1,10 +1,10 @@
 """Loads many aggregates in one query, instead of one repository.get() each.
 
 A batch of a thousand events touches hundreds of aggregates; one round trip per
-aggregate would dominate bulk ingest. Aggregates saved earlier in this process
-are kept in an LRU cache and reused when the log confirms their version is
-still the latest, so the monthly cycle does not replay every account's history
-for every batch.
+aggregate would dominate bulk ingest. Aggregates saved or loaded earlier in this
+process are kept in an LRU cache and reused when the log confirms their version
+is still the latest, so the monthly cycle does not replay every account's
+history for every batch, nor a contact its customer's.
 
 While this process is the only writer, the cache needs no confirmation per
 aggregate: if the log's newest position is the last one this process saved,
@@ -120,6 +120,18 @@ class AggregateCache:
             # Saved: nobody changes them any more.
             self._keep(a for a in aggregates if not isinstance(a, self.uncached))
 
+    def put_loaded(self, aggregates: Iterable[Aggregate]) -> None:
+        """Keeps copies of `aggregates`, just read from the log: the latest then.
+
+        An aggregate already kept is left alone: it was kept (saved, most
+        likely) after this one was read, so it is at least as new."""
+        with self._lock:
+            self._keep(
+                clone(a)
+                for a in aggregates
+                if a.id not in self._items and not isinstance(a, self.uncached)
+            )
+
     def _keep(self, aggregates: Iterable[Aggregate]) -> None:
         """Keeps `aggregates` as the newest, dropping the least recently used
         beyond `maxsize` (the caller holds the lock)."""
@@ -165,7 +177,10 @@ def load_aggregates(
                         to_load.append(aggregate_id)
             found.update((i, clone(a)) for i, a in cached.items())
             if to_load:
-                found.update(_replay(app, _events(cur, db, to_load)))
+                loaded = _replay(app, _events(cur, db, to_load))
+                if cache is not None:
+                    cache.put_loaded(loaded.values())
+                found.update(loaded)
     return found
 
 
