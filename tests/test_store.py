@@ -412,6 +412,38 @@ def test_without_trust_only_cached_aggregates_are_checked_and_stale_ones_reloade
         second.close()
 
 
+def test_a_load_reads_new_ids_and_confirms_kept_ones_in_one_statement(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit of single posts loads the ids its events create and the
+    customers it keeps: on PostgreSQL both in one statement (SQLite: two)."""
+    from api.store.database import Cursor
+    from api.store.streams import load_aggregates
+
+    first, second = build_platform(settings), build_platform(settings)
+    try:
+        kept = registered(name="孙丽")
+        first.ingestor.ingest([kept], atomic=True)
+        second.ingestor.ingest([registered(name="李强")], atomic=True)
+        cache = first.ingestor.cache
+        assert not cache.current_at(positions(first))  # versions are checked
+        statements: list[str] = []
+        execute = Cursor.execute
+
+        def counted(self: Cursor, sql: str, *args: Any, **kwargs: Any) -> Any:
+            statements.append(sql)
+            return execute(self, sql, *args, **kwargs)
+
+        monkeypatch.setattr(Cursor, "execute", counted)
+        kept_id, absent_id = UUID(kept["data"]["customer_id"]), UUID(new_id())
+        loaded = load_aggregates(first.app, first.db, [kept_id, absent_id], cache)
+        assert list(loaded) == [kept_id] and loaded[kept_id].version == 1
+        assert len(statements) == (1 if settings.is_postgres else 2)
+    finally:
+        first.close()
+        second.close()
+
+
 def test_aggregates_only_read_are_kept_as_read_and_checked_like_saved_ones(
     settings: Settings,
 ) -> None:

@@ -168,16 +168,18 @@ def load_aggregates(
                     to_load.append(aggregate_id)  # absent ones read no rows
                 else:
                     cached[aggregate_id] = kept
-            if cached and not trusted:
-                # Only the cached ones need their versions confirmed.
-                versions = _versions(cur, db, list(cached))
-                for aggregate_id, kept in list(cached.items()):
-                    if versions.get(aggregate_id) != kept.version:
-                        del cached[aggregate_id]
-                        to_load.append(aggregate_id)
+            check = list(cached) if cached and not trusted else []
+            # Only the cached ones need their versions confirmed.
+            rows, versions = _rows_and_versions(cur, db, to_load, check)
+            stale = [i for i in check if versions.get(i) != cached[i].version]
+            if stale:
+                # Changed by another writer since they were kept: read again.
+                for aggregate_id in stale:
+                    del cached[aggregate_id]
+                rows = [*rows, *_events(cur, db, stale)]
             found.update((i, clone(a)) for i, a in cached.items())
-            if to_load:
-                loaded = _replay(app, _events(cur, db, to_load))
+            if rows:
+                loaded = _replay(app, rows)
                 if cache is not None:
                     cache.put_loaded(loaded.values())
                 found.update(loaded)
@@ -207,6 +209,29 @@ def _replay(app: CrmApplication, rows: list[Any]) -> dict[UUID, Aggregate]:
 
 def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
+
+
+def _rows_and_versions(
+    cur: Cursor, db: Database, to_load: list[UUID], check: list[UUID]
+) -> tuple[list[Any], dict[UUID, int]]:
+    """`_events` of `to_load` and `_versions` of `check`, in one statement on
+    PostgreSQL when both are wanted. A group commit of single posts wants both
+    (the ids its events create, and the customers it kept): one round trip
+    fewer per group."""
+    if not check:
+        return (_events(cur, db, to_load) if to_load else []), {}
+    if not to_load:
+        return [], _versions(cur, db, check)
+    if db.backend != "postgresql":
+        return _events(cur, db, to_load), _versions(cur, db, check)
+    rows: list[Any] = []
+    versions: dict[UUID, int] = {}
+    for row in cur.execute(LOAD_AND_VERSIONS_POSTGRESQL, (to_load, check)).tuples():
+        if row[2] is None:  # a version row: no topic
+            versions[_uuid(row[0])] = row[1]
+        else:
+            rows.append(row)
+    return rows, versions
 
 
 def _versions(cur: Cursor, db: Database, ids: list[UUID]) -> dict[UUID, int]:
@@ -241,7 +266,7 @@ def _topics_sql() -> str:
 
 # The topic lists are written out as the migration writes them: a partial
 # index is used only for a query whose condition is (or implies) the index's.
-LOAD_POSTGRESQL = (
+_LOAD_POSTGRESQL_ROWS = (
     "WITH changes AS (SELECT c.* FROM unnest(%b::uuid[]) AS i(id) CROSS JOIN LATERAL ("
     "SELECT originator_id, originator_version, topic, state FROM crm_events e "
     f"WHERE e.originator_id = i.id AND e.topic <> ALL (ARRAY[{_topics_sql()}]) OFFSET 0) c) "
@@ -249,14 +274,23 @@ LOAD_POSTGRESQL = (
     "SELECT l.* FROM (SELECT DISTINCT originator_id FROM changes) AS i CROSS JOIN LATERAL ("
     "SELECT originator_id, originator_version, topic, state FROM crm_events e "
     "WHERE e.originator_id = i.originator_id ORDER BY originator_version DESC LIMIT 1) l "
-    "ORDER BY originator_id, originator_version"
 )
+_ORDER = "ORDER BY originator_id, originator_version"
+LOAD_POSTGRESQL = _LOAD_POSTGRESQL_ROWS + _ORDER
 """One index probe per id, whatever the planner's statistics say (OFFSET 0 keeps
 the lateral subquery from being flattened into a join): a log loaded since its
 last ANALYZE has none, and `originator_id = ANY(...)` was then planned as a
 scan of the whole table. An aggregate that exists has a first fact, which
 changes state: ids with no such row are absent, and cost no look for a last
 row."""
+LOAD_AND_VERSIONS_POSTGRESQL = (
+    _LOAD_POSTGRESQL_ROWS + "UNION ALL SELECT i.id, v.version, NULL::text, NULL::bytea "
+    "FROM unnest(%b::uuid[]) AS i(id) CROSS JOIN LATERAL ("
+    "SELECT originator_version AS version FROM crm_events e "
+    "WHERE e.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) v " + _ORDER
+)
+"""`LOAD_POSTGRESQL` of its first ids, and a row (id, newest version, NULL,
+NULL) for each of its second ids, as `_versions` reads them."""
 LOAD_SQLITE = (
     "WITH changes AS (SELECT originator_id, originator_version, topic, state "
     "FROM stored_events WHERE originator_id IN {ids} "
