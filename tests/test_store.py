@@ -444,14 +444,13 @@ def test_a_load_reads_new_ids_and_confirms_kept_ones_in_one_statement(
         second.close()
 
 
-def test_aggregates_only_read_are_kept_as_read_and_checked_like_saved_ones(
+def test_aggregates_only_read_are_kept_after_the_save_and_checked_like_saved_ones(
     settings: Settings,
 ) -> None:
-    """A contact reads its customer and changes nothing on it: the customer is
-    kept all the same (a copy), so the next contact does not replay its history.
-    The unit of work's copy may change without touching the kept one; another
-    writer's change is still seen; a kept aggregate is not replaced by an
-    older read of it."""
+    """A contact reads its customer and changes nothing on it: once the contact
+    is saved, the customer is kept all the same, so the next contact does not
+    replay its history. A load still hands out a copy; a kept aggregate is
+    not replaced by an older read of it; another writer's change is seen."""
     from api.store.streams import load_aggregates
 
     first, second = build_platform(settings), build_platform(settings)
@@ -461,12 +460,24 @@ def test_aggregates_only_read_are_kept_as_read_and_checked_like_saved_ones(
         second.ingestor.ingest([customer], atomic=True)
         cache = first.ingestor.cache
         assert cache.get(cid) is None
-        read = load_aggregates(first.app, first.db, [cid], cache)[cid]
+        contact = envelope(
+            "ContactLogged",
+            {
+                "contact_id": new_id(),
+                "customer_id": str(cid),
+                "channel": "phone",
+                "direction": "inbound",
+                "topic": "理财咨询",
+            },
+        )
+        assert first.ingestor.ingest([contact], atomic=True).count("stored") == 1
         kept = cache.get(cid)
-        assert kept is not None and kept is not read and kept.version == 1
-        read.deceased = True  # the unit of work's copy
+        assert kept is not None and kept.version == 1
+        read = load_aggregates(first.app, first.db, [cid], cache)[cid]
+        assert read is not kept and read.version == 1  # a copy to change freely
+        read.deceased = True
         assert not kept.deceased
-        cache.put_loaded([read])  # an older read than the kept one: ignored
+        cache.put_read([read])  # an older read than the kept one: ignored
         assert cache.get(cid) is kept
         second.ingestor.ingest([_deceased(str(cid))], atomic=True)
         opened = first.ingestor.ingest([account_opened(str(cid))], atomic=False)

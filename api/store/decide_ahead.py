@@ -173,6 +173,7 @@ def decide_batch(ingestor: Ingestor, prepared: list[Prepared | Invalid]) -> Rows
     aggregates = uow.changed()
     facts = ingestor.app.stored_facts(aggregates, uow.pending, order)
     cache.put_decided(aggregates)
+    cache.put_read(uow.unchanged(aggregates))
     return Rows(
         [_uuid_bytes(s.originator_id) for _, s in facts],
         [s.originator_version for _, s in facts],

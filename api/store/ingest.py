@@ -167,6 +167,11 @@ class UnitOfWork:
         for aggregate_id in ids:
             self.loaded[aggregate_id] = found.get(aggregate_id)
 
+    def unchanged(self, changed: list[Aggregate]) -> list[Aggregate]:
+        """The aggregates loaded and only read (not among `changed`)."""
+        ids = {a.id for a in changed}
+        return [a for a in self.loaded.values() if a is not None and a.id not in ids]
+
     def changed(self) -> list[Aggregate]:
         """The aggregates with facts to save (pending ones included)."""
         touched = {p.originator_id for p in self.pending}
@@ -381,6 +386,9 @@ def save_accepted(
         cache.saw_failed_save()
         raise
     cache.put_saved(aggregates, positions.values())
+    # Read, not changed, and current as of the save: the next batch naming them
+    # (a customer's next contact) confirms a version instead of replaying them.
+    cache.put_read(uow.unchanged(aggregates))
     return positions
 
 

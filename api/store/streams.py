@@ -1,7 +1,7 @@
 """Loads many aggregates in one query, instead of one repository.get() each.
 
 A batch of a thousand events touches hundreds of aggregates; one round trip per
-aggregate would dominate bulk ingest. Aggregates saved or loaded earlier in this
+aggregate would dominate bulk ingest. Aggregates saved or read earlier in this
 process are kept in an LRU cache and reused when the log confirms their version
 is still the latest, so the monthly cycle does not replay every account's
 history for every batch, nor a contact its customer's.
@@ -120,14 +120,16 @@ class AggregateCache:
             # Saved: nobody changes them any more.
             self._keep(a for a in aggregates if not isinstance(a, self.uncached))
 
-    def put_loaded(self, aggregates: Iterable[Aggregate]) -> None:
-        """Keeps copies of `aggregates`, just read from the log: the latest then.
+    def put_read(self, aggregates: Iterable[Aggregate]) -> None:
+        """Keeps `aggregates`, which a unit of work read and did not change
+        (the customer a contact names), once it is done with them: they are
+        kept as they are, not copied.
 
         An aggregate already kept is left alone: it was kept (saved, most
         likely) after this one was read, so it is at least as new."""
         with self._lock:
             self._keep(
-                clone(a)
+                a
                 for a in aggregates
                 if a.id not in self._items and not isinstance(a, self.uncached)
             )
@@ -179,10 +181,7 @@ def load_aggregates(
                 rows = [*rows, *_events(cur, db, stale)]
             found.update((i, clone(a)) for i, a in cached.items())
             if rows:
-                loaded = _replay(app, rows)
-                if cache is not None:
-                    cache.put_loaded(loaded.values())
-                found.update(loaded)
+                found.update(_replay(app, rows))
     return found
 
 
