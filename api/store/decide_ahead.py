@@ -53,7 +53,7 @@ from domain.handling import Decider
 
 try:
     import fcntl
-except ImportError:  # not on Windows: the pipes keep their size
+except ImportError:  # Windows has no fcntl: there the pipes keep their size
     fcntl = None  # type: ignore[assignment]
 
 log = structlog.get_logger("crm.ingest")

@@ -235,14 +235,7 @@ def _rows_and_versions(
 
 def _versions(cur: Cursor, db: Database, ids: list[UUID]) -> dict[UUID, int]:
     if db.backend == "postgresql":
-        # One index probe per id for its newest version; max() ... GROUP BY
-        # would walk every version of every long-lived account.
-        sql = (
-            "SELECT i.id, v.version FROM unnest(%b::uuid[]) AS i(id) "
-            "CROSS JOIN LATERAL (SELECT originator_version AS version FROM crm_events e "
-            "WHERE e.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) v"
-        )
-        rows = cur.execute(sql, (ids,)).tuples()
+        rows = cur.execute(VERSIONS_POSTGRESQL, (ids,)).tuples()
     else:
         placeholders, params = db.in_list([i.hex for i in ids])
         sql = f"SELECT originator_id, max(originator_version) FROM stored_events WHERE originator_id IN {placeholders} GROUP BY originator_id"
@@ -282,14 +275,22 @@ last ANALYZE has none, and `originator_id = ANY(...)` was then planned as a
 scan of the whole table. An aggregate that exists has a first fact, which
 changes state: ids with no such row are absent, and cost no look for a last
 row."""
-LOAD_AND_VERSIONS_POSTGRESQL = (
-    _LOAD_POSTGRESQL_ROWS + "UNION ALL SELECT i.id, v.version, NULL::text, NULL::bytea "
+_NEWEST_VERSIONS = (
     "FROM unnest(%b::uuid[]) AS i(id) CROSS JOIN LATERAL ("
     "SELECT originator_version AS version FROM crm_events e "
-    "WHERE e.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) v " + _ORDER
+    "WHERE e.originator_id = i.id ORDER BY originator_version DESC LIMIT 1) v "
+)
+VERSIONS_POSTGRESQL = "SELECT i.id, v.version " + _NEWEST_VERSIONS
+"""One index probe per id for its newest version; max() ... GROUP BY would walk
+every version of every long-lived account."""
+LOAD_AND_VERSIONS_POSTGRESQL = (
+    _LOAD_POSTGRESQL_ROWS
+    + "UNION ALL SELECT i.id, v.version, NULL::text, NULL::bytea "
+    + _NEWEST_VERSIONS
+    + _ORDER
 )
 """`LOAD_POSTGRESQL` of its first ids, and a row (id, newest version, NULL,
-NULL) for each of its second ids, as `_versions` reads them."""
+NULL) for each of its second ids, as `VERSIONS_POSTGRESQL` reads them."""
 LOAD_SQLITE = (
     "WITH changes AS (SELECT originator_id, originator_version, topic, state "
     "FROM stored_events WHERE originator_id IN {ids} "
