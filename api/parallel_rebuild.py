@@ -10,10 +10,11 @@ process.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
+
+from api.spawning import spawn_context
 
 if TYPE_CHECKING:
     from api.bootstrap import Platform
@@ -66,8 +67,6 @@ def rebuild_in_processes(names: Sequence[str], jobs: int) -> int:
 
     Every process takes its settings from the environment, as this one did."""
     groups = shares(names, jobs)
-    with ProcessPoolExecutor(
-        len(groups), mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
+    with ProcessPoolExecutor(len(groups), mp_context=spawn_context()) as pool:
         counts = list(pool.map(_rebuild_share, groups))
     return max(counts)

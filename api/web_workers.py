@@ -14,17 +14,17 @@ so the three places that start one are overridden.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import structlog
 from uvicorn import Config
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+from api import spawning
+from api.spawning import main_module_named
 
 log = structlog.get_logger("crm.serve")
 
@@ -46,30 +46,12 @@ def reuse_port_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return [first] + [_listening(family, host, port) for _ in range(count - 1)]
 
 
-@contextmanager
-def _main_module_named(name: str) -> Iterator[None]:
-    """While a worker starts, `__main__` names the module `name`.
-
-    A spawned process first imports its parent's `__main__`: here the `crm`
-    script, and with it the whole command line (typer, the audit tools), 9 MB
-    of RSS in every HTTP process for nothing, as the worker runs uvicorn's
-    target and the app it imports itself. Given a module name, spawn imports
-    that module instead."""
-    main = sys.modules["__main__"]
-    saved = getattr(main, "__spec__", None)
-    main.__spec__ = importlib.util.find_spec(name)
-    try:
-        yield
-    finally:
-        main.__spec__ = saved
-
-
 class OneSocketEach(Multiprocess):
     """Worker i always listens on `sockets[i]`, a replacement on its predecessor's."""
 
     def _started(self, index: int) -> Process:
         process = Process(self.config, [self.sockets[index]])
-        with _main_module_named(__name__):  # this small module, nothing more
+        with main_module_named(spawning.__name__):  # a small module, nothing more
             process.start()
         return process
 

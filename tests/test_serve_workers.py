@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from api import web_workers
-from api.web_workers import _main_module_named, reuse_port_sockets
+from api import spawning
+from api.spawning import main_module_named
+from api.web_workers import reuse_port_sockets
 from scripts.soak import free_port, make_keys, start_server, stop_server
 
 
@@ -179,12 +180,12 @@ def test_a_worker_starts_without_importing_the_command_line() -> None:
     context = multiprocessing.get_context("spawn")
     answers = context.SimpleQueue()
     parent_main = getattr(sys.modules["__main__"], "__spec__", None)
-    with _main_module_named("api.web_workers"):
+    with main_module_named("api.spawning"):
         child = context.Process(target=_report_main_module, args=(answers,))
         child.start()
     child.join(timeout=60)
 
     main_file, imported_cli = answers.get()
-    assert main_file == web_workers.__file__
+    assert main_file == spawning.__file__
     assert not imported_cli
     assert getattr(sys.modules["__main__"], "__spec__", None) is parent_main

@@ -27,7 +27,6 @@ file goes the ordinary way."""
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -42,6 +41,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from api.gc_tuning import tune_garbage_collector
 from api.settings import Settings
+from api.spawning import spawn_context
 from api.store.application import CrmApplication, eventsourcing_env
 from api.store.ingest import Ingestor, Outcome, Report, UnitOfWork
 from api.store.prepare import Invalid, Parse, Prepared, prepare_items
@@ -194,7 +194,7 @@ class DecidingWorker:
     def __init__(self, settings: Settings) -> None:
         self._pool = ProcessPoolExecutor(
             1,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=spawn_context(),
             initializer=_start_worker,
             initargs=(settings, settings.aggregate_cache_size),
         )

@@ -10,7 +10,6 @@ writer's process, and a tuple unpickles in half the time of a dataclass.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +20,7 @@ import orjson
 import structlog
 
 from api.gc_tuning import tune_garbage_collector
+from api.spawning import spawn_context
 from domain.catalogue import FieldProblem, InvalidEvent, parse_envelope
 from domain.handling import fact_fields, stored_data
 
@@ -169,7 +169,7 @@ class Preparer:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     self.workers,
-                    mp_context=multiprocessing.get_context("spawn"),
+                    mp_context=spawn_context(),
                     initializer=_init_worker,
                     initargs=(self.national_id_key,),
                 )
