@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from uuid import UUID
 
 import pytest
 
@@ -153,3 +154,53 @@ def test_repeats_in_a_group_that_did_not_look_are_still_duplicates_or_conflicts(
             "SELECT count(*) AS n, count(DISTINCT event_id) AS ids FROM crm_event_log"
         ).fetchone()
     assert logged == {"n": 4, "ids": 4}  # two customers, the move, the fresh one
+
+
+def test_a_refused_request_leaves_the_groups_shared_aggregates_as_they_were(
+    platform: Platform,
+) -> None:
+    """Three requests saved as one group name the same kept customer: the first
+    moves it and is then refused, the second logs a contact, the third moves it.
+    Only the third move is stored, on the customer as it was before the group."""
+    from api.store.group_commit import _Request
+
+    customer = registered(name="林琳")
+    cid = customer["data"]["customer_id"]
+    platform.ingestor.ingest([customer], atomic=True)
+
+    def moved(line: str) -> dict:
+        return envelope(
+            "CustomerMoved", {"customer_id": cid, "address": {"line": line}}
+        )
+
+    refused = envelope(
+        "BalanceReported",
+        {"account_id": new_id(), "balance": "1.00", "as_of": "2025-01-31"},
+    )
+    contact = envelope(
+        "ContactLogged",
+        {
+            "contact_id": new_id(),
+            "customer_id": cid,
+            "channel": "branch",
+            "direction": "inbound",
+            "topic": "地址核实",
+        },
+    )
+    group = [
+        _Request([moved("广州市天河区天河路1号"), refused]),
+        _Request([contact]),
+        _Request([moved("成都市武侯区人民南路2号")]),
+    ]
+    GroupCommitter(platform.ingestor)._together(group)
+
+    with pytest.raises(BatchRejected):
+        group[0].future.result(timeout=10)
+    assert group[1].future.result(timeout=10).count("stored") == 1
+    assert group[2].future.result(timeout=10).count("stored") == 1
+    stored = platform.app.repository.get(UUID(cid))
+    assert stored.version == 2  # registered, then the one move
+    assert "成都市" in str(vars(stored))
+    assert "广州市" not in str(vars(stored))
+    kept = platform.ingestor.cache.get(UUID(cid))
+    assert kept is not None and vars(kept) == vars(stored)

@@ -117,7 +117,7 @@ def test_replay_skips_version_only_rows_and_equals_the_librarys_replay(
     fresh = build_platform(settings)  # nothing cached: every aggregate is replayed
     try:
         ids = [UUID(open_id), UUID(closed_id)]
-        loaded = load_aggregates(fresh.app, fresh.db, ids)
+        loaded, _ = load_aggregates(fresh.app, fresh.db, ids)
         for aggregate_id in ids:
             full = fresh.app.repository.get(aggregate_id)
             assert vars(loaded[aggregate_id]) == vars(full)

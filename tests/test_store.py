@@ -402,11 +402,15 @@ def test_without_trust_only_cached_aggregates_are_checked_and_stale_ones_reloade
         assert not cache.current_at(positions(first))
         ids = [UUID(e["data"]["customer_id"]) for e in (kept, changed, uncached)]
         before = cache.get(ids[0])
-        loaded = load_aggregates(first.app, first.db, [*ids, UUID(new_id())], cache)
+        loaded, kept = load_aggregates(
+            first.app, first.db, [*ids, UUID(new_id())], cache
+        )
         assert [loaded[i].version for i in ids] == [1, 2, 1]
         assert loaded[ids[1]].deceased
         assert len(loaded) == 3  # the unknown id is absent
-        assert before is not None and loaded[ids[0]] is not before  # a copy
+        # The cache's own object, marked so: a unit of work copies it to change it.
+        assert before is not None and loaded[ids[0]] is before
+        assert kept == {ids[0]}
     finally:
         first.close()
         second.close()
@@ -436,7 +440,7 @@ def test_a_load_reads_new_ids_and_confirms_kept_ones_in_one_statement(
 
         monkeypatch.setattr(Cursor, "execute", counted)
         kept_id, absent_id = UUID(kept["data"]["customer_id"]), UUID(new_id())
-        loaded = load_aggregates(first.app, first.db, [kept_id, absent_id], cache)
+        loaded, _ = load_aggregates(first.app, first.db, [kept_id, absent_id], cache)
         assert list(loaded) == [kept_id] and loaded[kept_id].version == 1
         assert len(statements) == (1 if settings.is_postgres else 2)
     finally:
@@ -449,9 +453,10 @@ def test_aggregates_only_read_are_kept_after_the_save_and_checked_like_saved_one
 ) -> None:
     """A contact reads its customer and changes nothing on it: once the contact
     is saved, the customer is kept all the same, so the next contact does not
-    replay its history. A load still hands out a copy; a kept aggregate is
-    not replaced by an older read of it; another writer's change is seen."""
-    from api.store.streams import load_aggregates
+    replay its history. A load hands out the kept object itself, marked as
+    the cache's; a kept aggregate is not replaced by an older read of it;
+    another writer's change is seen."""
+    from api.store.streams import clone, load_aggregates
 
     first, second = build_platform(settings), build_platform(settings)
     try:
@@ -473,10 +478,10 @@ def test_aggregates_only_read_are_kept_after_the_save_and_checked_like_saved_one
         assert first.ingestor.ingest([contact], atomic=True).count("stored") == 1
         kept = cache.get(cid)
         assert kept is not None and kept.version == 1
-        read = load_aggregates(first.app, first.db, [cid], cache)[cid]
-        assert read is not kept and read.version == 1  # a copy to change freely
+        loaded, from_cache = load_aggregates(first.app, first.db, [cid], cache)
+        assert loaded[cid] is kept and from_cache == {cid}
+        read = clone(kept)
         read.deceased = True
-        assert not kept.deceased
         cache.put_read([read])  # an older read than the kept one: ignored
         assert cache.get(cid) is kept
         second.ingestor.ingest([_deceased(str(cid))], atomic=True)
@@ -521,3 +526,70 @@ def test_positions_move_together_or_not_at_all(
         )()
     with platform.db.read() as cur:
         assert read_positions(cur, names) == dict.fromkeys(names, 9)
+
+
+def _contact(customer_id: str) -> dict[str, Any]:
+    data = {
+        "contact_id": new_id(),
+        "customer_id": customer_id,
+        "channel": "phone",
+        "direction": "inbound",
+        "topic": "理财咨询",
+    }
+    return envelope("ContactLogged", data)
+
+
+def _moved(customer_id: str, line: str) -> dict[str, Any]:
+    return envelope(
+        "CustomerMoved", {"customer_id": customer_id, "address": {"line": line}}
+    )
+
+
+def test_a_kept_aggregate_is_copied_only_by_a_batch_that_changes_it(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A contact only reads its customer: the kept customer is used as it is,
+    with no copy. A batch that moves the customer changes a copy, so when a
+    later event of that atomic batch is refused, the kept one is as it was."""
+    import copy
+
+    from api.store import ingest, streams
+
+    customer = registered(name="陈静")
+    cid = customer["data"]["customer_id"]
+    platform.ingestor.ingest([customer], atomic=True)
+    cache = platform.ingestor.cache
+    kept = cache.get(UUID(cid))
+    assert kept is not None
+    before = copy.deepcopy(vars(kept))
+    copies: list[Any] = []
+    clone = streams.clone
+
+    def counted(aggregate: Any) -> Any:
+        copies.append(aggregate.id)
+        return clone(aggregate)
+
+    monkeypatch.setattr(ingest, "clone", counted, raising=False)
+    monkeypatch.setattr(streams, "clone", counted)
+
+    assert platform.ingestor.ingest([_contact(cid)], atomic=True).count("stored") == 1
+    assert copies == [] and cache.get(UUID(cid)) is kept
+
+    refused = envelope(
+        "BalanceReported",
+        {"account_id": new_id(), "balance": "1.00", "as_of": "2025-01-31"},
+    )
+    with pytest.raises(BatchRejected):
+        platform.ingestor.ingest(
+            [_moved(cid, "上海市浦东新区世纪大道100号"), refused], atomic=True
+        )
+    assert copies == [UUID(cid)]
+    assert cache.get(UUID(cid)) is kept and vars(kept) == before
+
+    moved = platform.ingestor.ingest(
+        [_moved(cid, "上海市浦东新区世纪大道100号")], atomic=True
+    )
+    assert moved.count("stored") == 1
+    now = cache.get(UUID(cid))
+    assert now is not kept and now is not None and now.version == kept.version + 1
+    assert vars(kept) == before

@@ -32,7 +32,6 @@ from api.store.ingest import (
     rejected_by_rule,
     save_accepted,
 )
-from api.store.streams import clone
 from domain.errors import DomainError
 from domain.handling import Decider
 
@@ -52,11 +51,15 @@ class OverlayUnitOfWork(UnitOfWork):
     def find(self, cls: type[Any], aggregate_id: UUID) -> Any:
         if aggregate_id not in self.loaded:
             found = self.base.find(cls, aggregate_id)
-            self.loaded[aggregate_id] = None if found is None else clone(found)
+            self.loaded[aggregate_id] = found
+            if found is not None:
+                self.shared.add(aggregate_id)  # the group's: copied before a change
         return super().find(cls, aggregate_id)
 
     def merge_into_base(self) -> None:
-        self.base.loaded.update(self.loaded)
+        owned = {i: a for i, a in self.loaded.items() if i not in self.shared}
+        self.base.loaded.update(owned)
+        self.base.shared -= owned.keys()
         self.base.pending += self.pending
 
 

@@ -18,7 +18,7 @@ from api.store.application import CrmApplication
 from api.store.database import Database
 from api.store.pending import PendingFact, pending_fact
 from api.store.prepare import Invalid, Prepared, prepare_batch
-from api.store.streams import AggregateCache, load_aggregates
+from api.store.streams import AggregateCache, clone, load_aggregates
 from domain.catalogue import FieldProblem
 from domain.errors import Conflict, DomainError, RuleViolated
 from domain.events import Fact
@@ -109,6 +109,10 @@ class UnitOfWork:
         self.app = app
         self.cache = cache
         self.loaded: dict[UUID, Aggregate | None] = {}
+        # Loaded aggregates that are not this unit's own (the cache's, or another
+        # unit's): copied when a fact first changes one, so that a batch that
+        # fails leaves them as they were, and one that only reads copies nothing.
+        self.shared: set[UUID] = set()
         self.pending: list[PendingFact] = []
         self.deciding: Prepared | None = None
 
@@ -132,11 +136,19 @@ class UnitOfWork:
     def record(
         self, aggregate: Aggregate, fact: type[Fact], fields: dict[str, Any]
     ) -> None:
+        aggregate = self._own(aggregate)
         pending = pending_fact(aggregate, fact, fields, self._body_of(fields))
         if pending is None:
             trigger(aggregate, fact, fields)
         else:
             self.pending.append(pending)
+
+    def _own(self, aggregate: Aggregate) -> Aggregate:
+        """This unit's own copy of `aggregate`, to record a fact on."""
+        if aggregate.id in self.shared:
+            self.shared.discard(aggregate.id)
+            self.loaded[aggregate.id] = clone(aggregate)
+        return self.loaded.get(aggregate.id) or aggregate
 
     def decide(self, decider: Decider, event: Prepared) -> None:
         """`decider` applies `event`, whose facts are recorded here."""
@@ -163,9 +175,10 @@ class UnitOfWork:
         ids = {
             entity_id(i) for c in candidates for i in c.event.refs
         } - self.loaded.keys()
-        found = load_aggregates(self.app, db, ids, self.cache)
+        found, kept = load_aggregates(self.app, db, ids, self.cache)
         for aggregate_id in ids:
             self.loaded[aggregate_id] = found.get(aggregate_id)
+        self.shared |= kept
 
     def unchanged(self, changed: list[Aggregate]) -> list[Aggregate]:
         """The aggregates loaded and only read (not among `changed`)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -144,15 +144,24 @@ class AggregateCache:
             self._items.popitem(last=False)
 
 
+class Loaded(NamedTuple):
+    aggregates: dict[UUID, Aggregate]
+    """The current state of each existing aggregate asked for (absent ids left out)."""
+    kept: set[UUID]
+    """The ids of those that are the cache's own objects: `clone` one before
+    changing it. A contact only reads its customer, so most are never copied."""
+
+
 def load_aggregates(
     app: CrmApplication,
     db: Database,
     ids: Iterable[UUID],
     cache: AggregateCache | None = None,
-) -> dict[UUID, Aggregate]:
-    """The current state of each existing aggregate among `ids` (absent ids are left out)."""
+) -> Loaded:
+    """The current state of each existing aggregate among `ids`."""
     wanted = list(dict.fromkeys(ids))
     found: dict[UUID, Aggregate] = {}
+    from_cache: set[UUID] = set()
     # Once another writer has been seen the answer is always no: not asked.
     trusted = (
         cache is not None
@@ -179,10 +188,11 @@ def load_aggregates(
                 for aggregate_id in stale:
                     del cached[aggregate_id]
                 rows = [*rows, *_events(cur, db, stale)]
-            found.update((i, clone(a)) for i, a in cached.items())
+            found.update(cached)
+            from_cache.update(cached)
             if rows:
                 found.update(_replay(app, rows))
-    return found
+    return Loaded(found, from_cache)
 
 
 def _replay(app: CrmApplication, rows: list[Any]) -> dict[UUID, Aggregate]:
