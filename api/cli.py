@@ -64,6 +64,7 @@ def serve(
     only supervises them, runs the projections itself."""
     import uvicorn
 
+    from api.web_protocol import OneWriteHttpToolsProtocol
     from api.web_workers import serve_workers
     from api.worker import projection_worker, web_workers_env
 
@@ -84,6 +85,7 @@ def serve(
                             port=port,
                             log_config=None,
                             access_log=False,
+                            http=OneWriteHttpToolsProtocol,
                         )
                     )
             finally:
@@ -96,7 +98,14 @@ def serve(
         with projection_worker():
             platform.runner.followed_elsewhere = True
             app = create_app(platform)
-            uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+            uvicorn.run(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                http=OneWriteHttpToolsProtocol,
+            )
 
 
 @cli.command()
