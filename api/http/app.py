@@ -18,6 +18,7 @@ from api.http.openapi import install_openapi
 from api.http.query_guard import QueryGuard
 from api.http.responses import JSONResponse
 from api.http.routes import audit, events, health, mailings, reads, services
+from api.http.shortcuts import Shortcuts
 from api.memory import release_free_memory_every
 
 DESCRIPTION = """\
@@ -96,6 +97,8 @@ def create_app(
     app.include_router(mailings.router)
     app.include_router(audit.router)
     install_openapi(app)
+    # Innermost: where FastAPI's router would be reached (added first, runs last).
+    app.add_middleware(Shortcuts, fastapi=app, routers=(events.router, reads.router))
     app.add_middleware(BodyLimit, limit=platform.settings.max_body_bytes)
     app.add_middleware(QueryGuard)
     app.add_middleware(RequestContext, metrics=app.state.metrics)

@@ -52,7 +52,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
 
 CUSTOMER_EVENT_TYPES = frozenset({"OrderPlaced", "ComplaintFiled"})
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `crm keys create`")
+bearer = HTTPBearer(auto_error=False, description="An API key from `crm keys create`")
 
 
 def platform_of(request: Request) -> Platform:
@@ -66,7 +66,7 @@ def require(route: str) -> Callable[..., Awaitable[ApiKey]]:
 
     async def dependency(
         request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     ) -> ApiKey:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise _unauthorized("an API key is required: Authorization: Bearer <key>")
