@@ -66,21 +66,21 @@ def _customer_read(route: APIRoute) -> Callable[..., Awaitable[Response]]:
     fixed = query_defaults(endpoint)
     # The dependencies made of query parameters alone (the history's filters);
     # the key's is the one `Shortcut.check_key` stands for.
-    made: dict[str, Callable[..., Any]] = {}
+    made: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
     for name, parameter in inspect.signature(endpoint).parameters.items():
         if name == "key" or not isinstance(parameter.default, params.Depends):
             continue
         dependency = parameter.default.dependency
         assert dependency is not None
-        wanted = inspect.signature(dependency).parameters
-        if len(query_defaults(dependency)) != len(wanted):
+        defaults = query_defaults(dependency)
+        if len(defaults) != len(inspect.signature(dependency).parameters):
             raise TypeError(f"{route.path}: {name} is not made of query parameters")
-        made[name] = dependency
+        made[name] = (dependency, defaults)
 
     async def answer(request: Request, path: dict[str, Any], key: ApiKey) -> Response:
         arguments = dict(fixed)
-        for name, dependency in made.items():
-            arguments[name] = await dependency(**query_defaults(dependency))
+        for name, (dependency, defaults) in made.items():
+            arguments[name] = await dependency(**defaults)
         customer_id = UUID(path["customer_id"])
         return await endpoint(request, customer_id, key=key, **arguments)
 
@@ -152,14 +152,15 @@ class Shortcuts:
         if method == "POST":
             found = self._routes.get((method, path))
             return None if found is None else (found, {})
-        parts = path.split("/")
-        # /v1/customers/{customer_id}/<view>
-        if len(parts) != 5 or parts[2] != "customers":
-            return None
-        if not _CANONICAL_UUID.fullmatch(parts[3]):
+        parts = path.split("/")  # "", "v1", "customers", the id, the view
+        if (
+            len(parts) != 5
+            or parts[1:3] != ["v1", "customers"]
+            or not _CANONICAL_UUID.fullmatch(parts[3])
+        ):
             return None
         template = f"/v1/customers/{{customer_id}}/{parts[4]}"
-        found = self._routes.get((method, template)) if parts[1] == "v1" else None
+        found = self._routes.get((method, template))
         return None if found is None else (found, {"customer_id": parts[3]})
 
     async def _serve(
