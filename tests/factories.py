@@ -66,6 +66,22 @@ def account_opened(
     )
 
 
+def contact_logged(
+    customer_id: str, topic: str = "理财咨询", channel: str = "phone"
+) -> dict[str, Any]:
+    """An inbound contact with the customer."""
+    return envelope(
+        "ContactLogged",
+        {
+            "contact_id": new_id(),
+            "customer_id": customer_id,
+            "channel": channel,
+            "direction": "inbound",
+            "topic": topic,
+        },
+    )
+
+
 def campaign_launched(
     campaign_id: str | None = None, name: str = "春节理财推广"
 ) -> dict[str, Any]:

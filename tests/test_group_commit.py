@@ -12,7 +12,7 @@ import pytest
 from api.bootstrap import Platform
 from api.store.group_commit import GroupCommitter
 from api.store.ingest import BatchRejected, Report
-from tests.factories import account_opened, envelope, new_id, registered
+from tests.factories import account_opened, contact_logged, envelope, new_id, registered
 
 
 def answers_of(futures: list[Future[Report]]) -> list[Report | BatchRejected]:
@@ -177,16 +177,7 @@ def test_a_refused_request_leaves_the_groups_shared_aggregates_as_they_were(
         "BalanceReported",
         {"account_id": new_id(), "balance": "1.00", "as_of": "2025-01-31"},
     )
-    contact = envelope(
-        "ContactLogged",
-        {
-            "contact_id": new_id(),
-            "customer_id": cid,
-            "channel": "branch",
-            "direction": "inbound",
-            "topic": "地址核实",
-        },
-    )
+    contact = contact_logged(cid, topic="地址核实", channel="branch")
     group = [
         _Request([moved("广州市天河区天河路1号"), refused]),
         _Request([contact]),

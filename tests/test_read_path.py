@@ -23,7 +23,7 @@ from api.store.database import Cursor
 from projections.household_overview import TierCache
 from projections.household_value import TierSettings
 from tests.conftest import SECRET
-from tests.factories import account_opened, envelope, new_id, registered
+from tests.factories import account_opened, contact_logged, envelope, new_id, registered
 
 # Half private, half premier: every household is in `Tiers.top`, so counting it
 # shows whether the cache ranked them again.
@@ -233,19 +233,6 @@ def test_unknown_customers_and_households_are_404s_naming_what_is_missing(
         response = client.get(path)
         assert response.status_code == 404
         assert response.json()["error"]["message"] == message
-
-
-def contact_logged(customer_id: str, topic: str) -> dict[str, Any]:
-    return envelope(
-        "ContactLogged",
-        {
-            "contact_id": new_id(),
-            "customer_id": customer_id,
-            "channel": "phone",
-            "direction": "inbound",
-            "topic": topic,
-        },
-    )
 
 
 def test_last_contact_is_the_newest_while_a_member_tiebroken_by_customer(

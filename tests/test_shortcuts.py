@@ -18,9 +18,7 @@ from api.bootstrap import Platform
 from api.http import create_app
 from api.http.shortcuts import Shortcuts
 from api.keys import create_key, revoke_key
-from projections import contact_history, customers, households
-from projections.runner import ProjectionRunner
-from tests.factories import envelope, new_id, registered
+from tests.factories import contact_logged, envelope, new_id, registered
 
 ORDINARY = "via=fastapi"
 VARYING = {"date", "x-request-id"}
@@ -42,28 +40,8 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def client(platform: Platform, taken: list[str]) -> Iterator[TestClient]:
-    platform.runner = ProjectionRunner(
-        platform.app,
-        platform.db,
-        [
-            customers.CustomersProjection(),
-            households.HouseholdsProjection(),
-            contact_history.ContactHistoryProjection(),
-        ],
-    )
     with TestClient(create_app(platform)) as test_client:
         yield test_client
-
-
-def _contact(customer_id: str) -> dict[str, Any]:
-    data = {
-        "contact_id": new_id(),
-        "customer_id": customer_id,
-        "channel": "branch",
-        "direction": "inbound",
-        "topic": "理财咨询",
-    }
-    return envelope("ContactLogged", data)
 
 
 @pytest.fixture
@@ -94,7 +72,7 @@ def family(
             "same_household": True,
         },
     )
-    events = [wife, husband, declared, _contact(wife_id), _contact(wife_id)]
+    events = [wife, husband, declared, contact_logged(wife_id), contact_logged(wife_id)]
     response = client.post(
         "/v1/events",
         json={"events": events},
@@ -206,7 +184,7 @@ def test_a_post_answers_the_same_both_ways(
     family: str,
     taken: list[str],
 ) -> None:
-    stored = _contact(family)
+    stored = contact_logged(family)
     first = client.post("/v1/events", json=stored, headers=_bearer(keys["ingest"]))
     assert first.status_code == 201 and taken == ["/v1/events"]
     changed = dict(stored, source="branch:SH001")

@@ -21,7 +21,7 @@ from api.store.recorders import ReadsLogRows
 from domain.account import Account
 from domain.customer import Customer
 from projections.records import decode, decode_row
-from tests.factories import account_opened, envelope, new_id, registered
+from tests.factories import account_opened, contact_logged, envelope, new_id, registered
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -528,17 +528,6 @@ def test_positions_move_together_or_not_at_all(
         assert read_positions(cur, names) == dict.fromkeys(names, 9)
 
 
-def _contact(customer_id: str) -> dict[str, Any]:
-    data = {
-        "contact_id": new_id(),
-        "customer_id": customer_id,
-        "channel": "phone",
-        "direction": "inbound",
-        "topic": "理财咨询",
-    }
-    return envelope("ContactLogged", data)
-
-
 def _moved(customer_id: str, line: str) -> dict[str, Any]:
     return envelope(
         "CustomerMoved", {"customer_id": customer_id, "address": {"line": line}}
@@ -572,7 +561,10 @@ def test_a_kept_aggregate_is_copied_only_by_a_batch_that_changes_it(
     monkeypatch.setattr(ingest, "clone", counted, raising=False)
     monkeypatch.setattr(streams, "clone", counted)
 
-    assert platform.ingestor.ingest([_contact(cid)], atomic=True).count("stored") == 1
+    assert (
+        platform.ingestor.ingest([contact_logged(cid)], atomic=True).count("stored")
+        == 1
+    )
     assert copies == [] and cache.get(UUID(cid)) is kept
 
     refused = envelope(
