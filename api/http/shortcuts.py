@@ -10,7 +10,7 @@ parameter at its default, and a post of events has no parameter at all.
 
 This layer sits inside the app's own middleware, where FastAPI's router would
 be reached. For exactly those requests it finds the route itself, checks the
-key with the route's own dependency (`security.require`) and calls the
+key with the route's own dependency (`security.require`'s) and calls the
 route's own endpoint function with the defaults the route declares. An error
 goes to the handler the app registered for it (`errors.py`), and anything
 else propagates as it would from FastAPI's router. Every other request (a
@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.http.security import bearer, require
+from api.http.security import bearer
 from api.keys import ApiKey
 
 _CANONICAL_UUID = re.compile(
@@ -96,18 +96,22 @@ def _post(route: APIRoute) -> Callable[..., Awaitable[Response]]:
     return answer
 
 
-# The routes taken this way: (method, template) -> (role table entry, how to call).
-SHORT_ROUTES: dict[tuple[str, str], tuple[str, Callable[[APIRoute], Any]]] = {
-    ("GET", "/v1/customers/{customer_id}/household"): (
-        "customers.household",
-        _customer_read,
-    ),
-    ("GET", "/v1/customers/{customer_id}/contact-history"): (
-        "customers.contact_history",
-        _customer_read,
-    ),
-    ("POST", "/v1/events"): ("events.post", _post),
+# The routes taken this way: (method, template) -> how to call the endpoint.
+SHORT_ROUTES: dict[tuple[str, str], Callable[[APIRoute], Any]] = {
+    ("GET", "/v1/customers/{customer_id}/household"): _customer_read,
+    ("GET", "/v1/customers/{customer_id}/contact-history"): _customer_read,
+    ("POST", "/v1/events"): _post,
 }
+
+
+def key_check(route: APIRoute) -> Callable[[Request, Any], Awaitable[ApiKey]]:
+    """The route's own key dependency (`security.require`), its `key` parameter's."""
+    key = inspect.signature(route.endpoint).parameters.get("key")
+    if key is None or not isinstance(key.default, params.Depends):
+        raise TypeError(f"{route.path}: the shortcut passes the key as `key`")
+    dependency = key.default.dependency
+    assert dependency is not None
+    return dependency
 
 
 def shortcuts_of(routers: Iterable[APIRouter]) -> dict[tuple[str, str], Shortcut]:
@@ -118,13 +122,10 @@ def shortcuts_of(routers: Iterable[APIRouter]) -> dict[tuple[str, str], Shortcut
         if not isinstance(route, APIRoute):
             continue
         for method in route.methods or ():
-            entry = SHORT_ROUTES.get((method, route.path))
-            if entry is not None:
-                if "key" not in inspect.signature(route.endpoint).parameters:
-                    raise TypeError(f"{route.path}: the shortcut passes `key`")
-                permission, make = entry
+            make = SHORT_ROUTES.get((method, route.path))
+            if make is not None:
                 found[(method, route.path)] = Shortcut(
-                    route, require(permission), make(route)
+                    route, key_check(route), make(route)
                 )
     return found
 
