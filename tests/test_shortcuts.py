@@ -146,6 +146,29 @@ def test_a_customer_read_answers_the_same_both_ways(
         assert [e["type"] for e in body["entries"]].count("ContactLogged") == 2
 
 
+def test_a_household_read_by_its_id_answers_the_same_both_ways(
+    client: TestClient, keys: dict[str, str], family: str, taken: list[str]
+) -> None:
+    household = client.get(
+        f"/v1/customers/{family}/household", headers=_bearer(keys["read"])
+    ).json()["household_id"]
+    taken.clear()
+    path = f"/v1/households/{household}"
+    cases = [
+        (path, _bearer(keys["read"]), 200),
+        (f"/v1/households/{new_id()}", _bearer(keys["read"]), 404),
+        (path, {}, 401),
+        (path, _bearer(keys["ingest"]), 403),
+    ]
+    for path_, headers, status in cases:
+        short, ordinary = _both_ways(client, "GET", path_, headers=headers)
+        assert short.status_code == status, (path_, headers, short.text)
+        _same(short, ordinary)
+    assert taken == [path_ for path_, _, _ in cases]
+    body = client.get(path, headers=_bearer(keys["read"])).json()
+    assert sorted(m["name"] for m in body["members"]) == ["张丽华", "李建国"]
+
+
 def test_a_customer_key_is_refused_the_same_both_ways(
     client: TestClient, platform: Platform, family: str, taken: list[str]
 ) -> None:
@@ -174,6 +197,7 @@ def test_other_forms_of_a_read_go_the_ordinary_way(
     )
     assert len(limited.json()["entries"]) == 1
     assert client.get(f"/v1/customers/{family}", headers=headers).status_code == 200
+    assert client.get("/v1/households/top", headers=headers).status_code == 200
     assert taken == [f"/v1/customers/{upper}/household"]  # a canonical UUID
 
 

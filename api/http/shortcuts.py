@@ -5,8 +5,9 @@ each parameter and dependency of the route through its general machinery:
 for the reads of a household or a contact history, a third of the web
 process's CPU (per read over HTTP, 685-701 µs before this layer and 460-468
 µs with it; docs/benchmarks.md, eighteenth pass). Yet the hottest requests
-have nothing to resolve: such a read with no query string has every
-parameter at its default, and a post of events has no parameter at all.
+have nothing to resolve: a read of a customer's household or contact history,
+or of a household by its id, with no query string has every parameter at its
+default, and a post of events has no parameter at all (`SHORT_ROUTES`).
 
 This layer sits inside the app's own middleware, where FastAPI's router would
 be reached. For exactly those requests it finds the route itself, checks the
@@ -57,20 +58,32 @@ class Shortcut(NamedTuple):
     check_key: Callable[[Request, Any], Awaitable[ApiKey]]
     answer: Callable[[Request, dict[str, Any], ApiKey], Awaitable[Response]]
     """The endpoint called with the request, the path's parameters and the key."""
+    parameter: str | None
+    """The name of the path's one parameter, an id (None: the path has none)."""
 
 
-def _customer_read(route: APIRoute) -> Callable[..., Awaitable[Response]]:
-    """A customer read's endpoint with every query parameter, and every
-    dependency made only of query parameters, at its default."""
+def _path_parameter(route: APIRoute) -> str | None:
+    names = [p[1:-1] for p in route.path.split("/") if p.startswith("{")]
+    if len(names) > 1:
+        raise TypeError(f"{route.path}: a shortcut takes at most one path parameter")
+    return names[0] if names else None
+
+
+def _read_by_id(route: APIRoute) -> Callable[..., Awaitable[Response]]:
+    """A read's endpoint given the id in its path, with every query parameter,
+    and every dependency made only of query parameters, at its default."""
     endpoint: Endpoint = route.endpoint
+    parameter = _path_parameter(route)
+    assert parameter is not None
     fixed = query_defaults(endpoint)
     # The dependencies made of query parameters alone (the history's filters);
     # the key's is the one `Shortcut.check_key` stands for.
     made: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
-    for name, parameter in inspect.signature(endpoint).parameters.items():
-        if name == "key" or not isinstance(parameter.default, params.Depends):
+    for name, dependency_parameter in inspect.signature(endpoint).parameters.items():
+        default = dependency_parameter.default
+        if name == "key" or not isinstance(default, params.Depends):
             continue
-        dependency = parameter.default.dependency
+        dependency = default.dependency
         assert dependency is not None
         defaults = query_defaults(dependency)
         if len(defaults) != len(inspect.signature(dependency).parameters):
@@ -81,8 +94,7 @@ def _customer_read(route: APIRoute) -> Callable[..., Awaitable[Response]]:
         arguments = dict(fixed)
         for name, (dependency, defaults) in made.items():
             arguments[name] = await dependency(**defaults)
-        customer_id = UUID(path["customer_id"])
-        return await endpoint(request, customer_id, key=key, **arguments)
+        return await endpoint(request, UUID(path[parameter]), key=key, **arguments)
 
     return answer
 
@@ -97,9 +109,11 @@ def _post(route: APIRoute) -> Callable[..., Awaitable[Response]]:
 
 
 # The routes taken this way: (method, template) -> how to call the endpoint.
+# Each endpoint is async and answers with a Response of its own.
 SHORT_ROUTES: dict[tuple[str, str], Callable[[APIRoute], Any]] = {
-    ("GET", "/v1/customers/{customer_id}/household"): _customer_read,
-    ("GET", "/v1/customers/{customer_id}/contact-history"): _customer_read,
+    ("GET", "/v1/customers/{customer_id}/household"): _read_by_id,
+    ("GET", "/v1/customers/{customer_id}/contact-history"): _read_by_id,
+    ("GET", "/v1/households/{household_id}"): _read_by_id,
     ("POST", "/v1/events"): _post,
 }
 
@@ -114,18 +128,27 @@ def key_check(route: APIRoute) -> Callable[[Request, Any], Awaitable[ApiKey]]:
     return dependency
 
 
-def shortcuts_of(routers: Iterable[APIRouter]) -> dict[tuple[str, str], Shortcut]:
+Shape = tuple[str, tuple[str, ...]]
+"""A method and a path's segments, its one parameter (if any) as "{}"."""
+
+
+def _shape(method: str, template: str) -> Shape:
+    parts = template.split("/")
+    return method, tuple("{}" if p.startswith("{") else p for p in parts)
+
+
+def shortcuts_of(routers: Iterable[APIRouter]) -> dict[Shape, Shortcut]:
     """The routes of `routers` (included in the app without a prefix) that
-    `SHORT_ROUTES` names, keyed by method and template."""
-    found: dict[tuple[str, str], Shortcut] = {}
+    `SHORT_ROUTES` names, keyed by the shape of their path."""
+    found: dict[Shape, Shortcut] = {}
     for route in (r for router in routers for r in router.routes):
         if not isinstance(route, APIRoute):
             continue
         for method in route.methods or ():
             make = SHORT_ROUTES.get((method, route.path))
             if make is not None:
-                found[(method, route.path)] = Shortcut(
-                    route, key_check(route), make(route)
+                found[_shape(method, route.path)] = Shortcut(
+                    route, key_check(route), make(route), _path_parameter(route)
                 )
     return found
 
@@ -150,19 +173,17 @@ class Shortcuts:
         await self.app(scope, receive, send)
 
     def _match(self, method: str, path: str) -> tuple[Shortcut, dict[str, Any]] | None:
-        if method == "POST":
-            found = self._routes.get((method, path))
-            return None if found is None else (found, {})
-        parts = path.split("/")  # "", "v1", "customers", the id, the view
-        if (
-            len(parts) != 5
-            or parts[1:3] != ["v1", "customers"]
-            or not _CANONICAL_UUID.fullmatch(parts[3])
-        ):
-            return None
-        template = f"/v1/customers/{{customer_id}}/{parts[4]}"
-        found = self._routes.get((method, template))
-        return None if found is None else (found, {"customer_id": parts[3]})
+        parts = path.split("/")
+        found = self._routes.get((method, tuple(parts)))
+        if found is not None and found.parameter is None:
+            return found, {}
+        for index, part in enumerate(parts):
+            if _CANONICAL_UUID.fullmatch(part):
+                shape = (*parts[:index], "{}", *parts[index + 1 :])
+                found = self._routes.get((method, shape))
+                if found is not None and found.parameter is not None:
+                    return found, {found.parameter: part}
+        return None
 
     async def _serve(
         self,
