@@ -147,6 +147,8 @@ def shortcuts_of(routers: Iterable[APIRouter]) -> dict[Shape, Shortcut]:
         for method in route.methods or ():
             make = SHORT_ROUTES.get((method, route.path))
             if make is not None:
+                if not inspect.iscoroutinefunction(route.endpoint):
+                    raise TypeError(f"{route.path}: a shortcut awaits its endpoint")
                 found[_shape(method, route.path)] = Shortcut(
                     route, key_check(route), make(route), _path_parameter(route)
                 )
