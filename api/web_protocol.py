@@ -41,10 +41,9 @@ class _WritesTogether:
             self.write(data)
 
     def _flush(self) -> None:
-        if self._held and not self._transport.is_closing():
-            held, self._held = self._held, []
+        held, self._held = self._held, []
+        if held and not self._transport.is_closing():
             self._transport.writelines(held)
-        self._held = []
 
     def close(self) -> None:
         self._flush()
