@@ -229,6 +229,7 @@ class Bench:
                             self.size["reads_s"],
                             seed=300 + r,
                             paced_load=self.args.paced_read_load,
+                            paced_rate=self.args.paced_read_rate,
                         ),
                     )
             for r in range(self.repeat):
@@ -387,6 +388,13 @@ def main() -> None:
         default=0.5,
         help="reads: then offer this fraction of the rate measured, at a steady "
         "pace, and report those reads' latency (0: skip)",
+    )
+    parser.add_argument(
+        "--paced-read-rate",
+        type=float,
+        default=0,
+        help="reads: offer this many reads a second instead of a fraction of the "
+        "rate measured (2000: the target's rate)",
     )
     parser.add_argument(
         "--keep-work", action="store_true", help="keep the generated files"

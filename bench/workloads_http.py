@@ -94,10 +94,13 @@ def reads(
     seconds: float,
     seed: int,
     paced_load: float = 0,
+    paced_rate: float = 0,
 ) -> dict[str, Any]:
     """Household view and contact history of random customers, half each: as many
     as 32 clients get answered, then (with `paced_load`) the same paths offered at
-    that fraction of the rate just measured, steadily, whose latencies are `paced`."""
+    that fraction of the rate just measured, steadily, whose latencies are `paced`.
+    `paced_rate`: offered at that many reads a second instead (the target's rate,
+    say), whatever the rate measured."""
     rng = random.Random(seed)
     paths = workdir / f"paths-{seed}.txt"
     with paths.open("w") as out:
@@ -111,10 +114,10 @@ def reads(
     answer = _client(server, key, "read", *args)
     answer["server_peak_rss_mb"] = server.peak(name)
     answer["rate"] = answer["requests_per_second"]
-    if paced_load:
-        paced_rate = str(round(answer["rate"] * paced_load))
+    offered = paced_rate or answer["rate"] * paced_load
+    if offered:
         answer["paced"] = _client(
-            server, key, "read", *args, "--paced-rate", paced_rate
+            server, key, "read", *args, "--paced-rate", str(round(offered))
         )
     for run in (answer, answer.get("paced", {})):
         errors = {

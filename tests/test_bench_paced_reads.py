@@ -61,3 +61,46 @@ def test_paced_reads_offer_the_rate_and_count_a_stall_against_requests_due_in_it
     assert result["p50_ms"] < 100
     assert result["p90_ms"] > 100
     assert result["max_ms"] >= STALL_SECONDS * 1000
+
+
+class _Server:
+    """What `bench.workloads_http.reads` asks of the server it measures."""
+
+    def mark(self, name: str) -> None:
+        pass
+
+    def peak(self, name: str) -> float:
+        return 0.0
+
+
+def _offered(monkeypatch: Any, tmp_path: Any, **pacing: float) -> list[str]:
+    """The `--paced-rate` each call of the load client was given, for a measured
+    rate of 1,234 reads a second."""
+    from bench import workloads_http
+
+    offered: list[str] = []
+
+    def client(server: Any, key: str, mode: str, *args: str) -> dict[str, Any]:
+        if "--paced-rate" in args:
+            offered.append(args[args.index("--paced-rate") + 1])
+        return {"requests_per_second": 1234.0, "statuses": {"200": 1}}
+
+    monkeypatch.setattr(workloads_http, "_client", client)
+    workloads_http.reads(
+        _Server(),  # type: ignore[arg-type]
+        "key",
+        tmp_path,
+        ["c1", "c2"],
+        1.0,
+        seed=1,
+        **pacing,
+    )
+    return offered
+
+
+def test_paced_reads_are_offered_at_a_fraction_of_the_rate_or_at_a_rate_given(
+    monkeypatch: Any, tmp_path: Any
+) -> None:
+    assert _offered(monkeypatch, tmp_path, paced_load=0.5) == ["617"]
+    assert _offered(monkeypatch, tmp_path, paced_load=0.5, paced_rate=2000) == ["2000"]
+    assert _offered(monkeypatch, tmp_path, paced_load=0) == []
