@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import io
+from datetime import date
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from api.balance_file import (
+    COLUMNS,
+    LEAN_LIMIT,
     BalanceFileError,
     balance_event_id,
+    balance_row_parser,
     balance_rows_to_envelopes,
     read_balance_file,
 )
 from api.bootstrap import Platform
+from api.store.prepare import Invalid, Prepared, prepare, prepare_items
 from tests.factories import account_opened, new_id, registered
 
 SOURCE = "core-banking:monthly-balance"
@@ -79,6 +88,8 @@ def test_balance_event_ids_are_fixed_forever() -> None:
         ),
         ({"account_id": new_id(), "balance": "1.00", "as_of": "31/03/2025"}, "date"),
         ({"account_id": new_id(), "balance": "", "as_of": "2025-03-31"}, "missing"),
+        ({"account_id": new_id(), "balance": "1e40", "as_of": "2025-03-31"}, "large"),
+        ({"account_id": new_id(), "balance": "NaN", "as_of": "2025-03-31"}, "decimals"),
     ],
 )
 def test_bad_rows_are_named(row: dict[str, str], problem: str) -> None:
@@ -109,3 +120,56 @@ def test_the_same_file_twice_stores_nothing_the_second_time(platform: Platform) 
     second = run()
     assert [o.status for o in second] == ["duplicate"] * 5
     assert [o.event_id for o in second] == [o.event_id for o in first]
+
+
+KEY = b"k" * 32
+
+
+def _balance_text(value: Decimal, form: int) -> str:
+    text = [str(value), f"{value:f}", f"{value:E}", f" {value} "][form]
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    account=st.uuids(),
+    value=st.decimals(min_value=-(10**22), max_value=10**22, places=2, allow_nan=False),
+    form=st.integers(0, 3),
+    day=st.dates(),
+    upper=st.booleans(),
+    source=st.one_of(st.just(SOURCE), st.text(max_size=210)),
+)
+@example(
+    account=UUID(int=1),
+    value=Decimal("-0.00"),
+    form=0,
+    day=date(1, 1, 1),
+    upper=False,
+    source=SOURCE,
+)
+def test_a_row_is_prepared_as_the_catalogue_prepares_its_envelope(
+    account: Any,
+    value: Decimal,
+    form: int,
+    day: date,
+    upper: bool,
+    source: str,
+) -> None:
+    """The parser's shortcut past the catalogue makes exactly what the catalogue
+    makes of the row's envelope: the same stored fields, hash and bytes, or
+    (for a row it leaves to the catalogue) the same refusal."""
+    account_text = str(account).upper() if upper else str(account)
+    row = [account_text, _balance_text(value, form), day.isoformat()]
+    parse = balance_row_parser(list(COLUMNS), source)
+    [got] = prepare_items([row], KEY, parse)
+    envelope = balance_rows_to_envelopes([dict(zip(COLUMNS, row, strict=True))], source)
+    expected = prepare(next(envelope), KEY)
+    assert got == expected
+    shortcut = isinstance(parse(row), Prepared)
+    if abs(value) >= LEAN_LIMIT:
+        assert not shortcut
+    elif source == SOURCE:
+        assert shortcut
+    if abs(value) >= Decimal(10) ** 18:  # more than the catalogue's 20 digits
+        assert isinstance(got, Invalid)
+        assert got.problems[0][0] == "data.balance"

@@ -143,6 +143,8 @@ def test_balance_rows_are_parsed_and_reported_alike_in_a_worker(
         f"{uuid.uuid4()},1.00,2026-05-31",  # line 9: no such account
         f'{accounts[2]},"1,000.00",2026-05-31',  # line 10: quoted, still no decimal
         f"{accounts[2]},1000.00,2026-06-30",
+        f"{accounts[1]},1e40,2026-07-31",  # line 12: beyond decimal arithmetic
+        f"{accounts[1]},123456789012345678901.00,2026-07-31",  # 13: 23 digits
     ]
     path = tmp_path / "balances.csv"
     path.write_text("account_id,balance,as_of\n" + "\n".join(rows) + "\n")
@@ -153,11 +155,13 @@ def test_balance_rows_are_parsed_and_reported_alike_in_a_worker(
     assert runner.invoke(cli, ["ingest", str(setup)]).exit_code == 0
     result = runner.invoke(cli, ["ingest", str(path), "--batch-size", "2"])
     assert result.exit_code == 1, result.output
-    assert "stored 4, duplicates 0, rejected 5" in result.output
+    assert "stored 4, duplicates 0, rejected 7" in result.output
     assert "line 5: balance must have at most 2 decimals" in result.output
     assert "line 7: as_of is missing" in result.output
     assert "line 8: account_id is not a UUID" in result.output
     assert "line 9: data.account_id" in result.output
     assert "line 10: balance is not a decimal number" in result.output
+    assert "line 12: balance is too large" in result.output
+    assert "line 13: data.balance" in result.output
     again = runner.invoke(cli, ["ingest", str(path), "--batch-size", "2"])
-    assert "stored 0, duplicates 4, rejected 5" in again.output
+    assert "stored 0, duplicates 4, rejected 7" in again.output
