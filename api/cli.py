@@ -283,7 +283,7 @@ def _csv_items(
     stream: TextIO, source: str
 ) -> tuple[Parse, Iterator[tuple[int, Any, int]]]:
     """The monthly balance file: each row is sent as it is read, and becomes a
-    BalanceReported envelope where it is validated (`balance_row_parser`)."""
+    BalanceReported event where it is validated (`balance_row_parser`)."""
     import csv
 
     from api.balance_file import balance_row_parser
