@@ -172,4 +172,4 @@ def test_a_row_is_prepared_as_the_catalogue_prepares_its_envelope(
         assert shortcut
     if abs(value) >= Decimal(10) ** 18:  # more than the catalogue's 20 digits
         assert isinstance(got, Invalid)
-        assert got.problems[0][0] == "data.balance"
+        assert "data.balance" in [field for field, _ in got.problems]
