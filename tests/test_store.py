@@ -585,3 +585,29 @@ def test_a_kept_aggregate_is_copied_only_by_a_batch_that_changes_it(
     now = cache.get(UUID(cid))
     assert now is not kept and now is not None and now.version == kept.version + 1
     assert vars(kept) == before
+
+
+def test_copy_fields_go_through_c_dumpers_and_uuids_as_their_bytes(
+    settings: Settings,
+) -> None:
+    """A save's COPY writes a UUID as its 16 bytes through the bytes dumper,
+    which `use_c_dumpers` makes psycopg's C one on each connection."""
+    if not settings.is_postgres:
+        pytest.skip("COPY is PostgreSQL's")
+    import psycopg
+    from psycopg.adapt import PyFormat
+    from psycopg.pq import Format
+
+    from api.store.recorders import BYTEA_OID, use_c_dumpers
+
+    stream_id = UUID(new_id())
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        use_c_dumpers(conn)
+        dumper = conn.adapters.get_dumper_by_oid(BYTEA_OID, Format.BINARY)
+        assert dumper is psycopg.adapters.get_dumper(bytes, PyFormat.BINARY)
+        conn.execute("CREATE TEMP TABLE copied (id uuid, state bytea)")
+        with conn.cursor().copy("COPY copied FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["bytea", "bytea"])
+            copy.write_row((stream_id.bytes, b"\x00\xff"))
+        row = conn.execute("SELECT id, state FROM copied").fetchone()
+    assert row == (stream_id, b"\x00\xff")
