@@ -45,7 +45,7 @@ from api.spawning import spawn_context
 from api.store.application import CrmApplication, eventsourcing_env
 from api.store.ingest import Ingestor, Outcome, Report, UnitOfWork
 from api.store.prepare import Invalid, Parse, Prepared, prepare_items
-from api.store.recorders import LogMoved
+from api.store.recorders import LogMoved, uuid_bytes
 from api.store.streams import AggregateCache
 from domain.errors import DomainError
 from domain.events import Fact
@@ -175,17 +175,13 @@ def decide_batch(ingestor: Ingestor, prepared: list[Prepared | Invalid]) -> Rows
     cache.put_decided(aggregates)
     cache.put_read(uow.unchanged(aggregates))
     return Rows(
-        [_uuid_bytes(s.originator_id) for _, s in facts],
+        [uuid_bytes(s.originator_id) for _, s in facts],
         [s.originator_version for _, s in facts],
         [s.topic for _, s in facts],
         [s.state for _, s in facts],
         [e for e, _ in facts],
         [hashes[e] for e, _ in facts],
     )
-
-
-def _uuid_bytes(value: UUID | str) -> bytes:
-    return value.bytes if isinstance(value, UUID) else UUID(value).bytes
 
 
 class DecidingWorker:

@@ -159,7 +159,7 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
                     for event, position in zip(stored_events, positions, strict=True):
                         copy.write_row(
                             (
-                                _uuid_bytes(event.originator_id),
+                                uuid_bytes(event.originator_id),
                                 event.originator_version,
                                 event.topic,
                                 event.state,
@@ -218,7 +218,8 @@ EVENT_COLUMN_TYPES = ["bytea", "int8", "text", "bytea", "int8"]
 LOG_COLUMN_TYPES = ["int8", "bytea", "bytea", "bytea"]
 
 
-def _uuid_bytes(value: UUID | str) -> bytes:
+def uuid_bytes(value: UUID | str) -> bytes:
+    """A stream id's 16 bytes (as COPY writes it, and as workers send it)."""
     return value.bytes if isinstance(value, UUID) else UUID(value).bytes
 
 
