@@ -286,10 +286,18 @@ def _csv_items(
     BalanceReported event where it is validated (`balance_row_parser`)."""
     import csv
 
-    from api.balance_file import balance_row_parser
+    from api.balance_file import COLUMNS, balance_row_parser
 
     reader = csv.reader(stream)
-    header = next(reader, [])
+    header = [name.strip() for name in next(reader, [])]
+    missing = [name for name in COLUMNS if name not in header]
+    if missing:
+        # Every row would fail alike: said once, before anything is stored.
+        fail(
+            f"the header lacks {', '.join(missing)} "
+            f"(a balance file's columns are {','.join(COLUMNS)})",
+            code=2,
+        )
 
     def rows() -> Iterator[tuple[int, Any, int]]:
         for row in reader:

@@ -146,6 +146,20 @@ def test_the_monthly_balance_csv_is_idempotent_per_account_and_date(
     assert "stored 0, duplicates 1, rejected 2" in again.output
 
 
+def test_a_balance_csv_without_its_columns_is_refused_before_any_row(
+    run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    csv_file = tmp_path / "balances.csv"
+    csv_file.write_text(f"account_id,balance\n{uuid.uuid4()},1.00\n")
+    result = run("ingest", str(csv_file))
+    assert result.exit_code == 2
+    assert "the header lacks as_of" in result.output
+    assert "line 2" not in result.output
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text(f"account_id, balance, as_of\n{uuid.uuid4()},1.00,2025-01-31\n")
+    assert "data.account_id" in run("ingest", str(spaced)).output  # read, then refused
+
+
 def test_demo_builds_households_through_the_ingest_path(
     run, settings: Settings
 ) -> None:  # type: ignore[no-untyped-def]
