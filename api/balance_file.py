@@ -16,7 +16,10 @@ from functools import partial
 from typing import Any, TextIO
 from uuid import UUID, uuid5
 
+from pydantic import TypeAdapter, ValidationError
+
 from api.store.prepare import Prepared, Unreadable, prepared_from_fields
+from domain.catalogue import ShortText
 
 NAMESPACE = UUID("6f0c2a4e-8d1b-5c3a-9e7f-2b4d6a8c0e1f")
 """Fixed forever: changing it would make every balance file import twice."""
@@ -145,6 +148,18 @@ def _parse_row(
     return prepared_from_fields(
         "BalanceReported", envelope["event_id"], envelope["data"], fields
     )
+
+
+_SOURCE = TypeAdapter(ShortText)
+
+
+def checked_source(source: str) -> str:
+    """The file's source as the catalogue stores it (stripped), or ValueError
+    naming the problem: every row carries it, so it is checked once."""
+    try:
+        return str(_SOURCE.validate_python(source.strip()))
+    except ValidationError as error:
+        raise ValueError(error.errors()[0]["msg"]) from None
 
 
 def read_balance_file(stream: TextIO, source: str) -> Iterator[dict[str, Any]]:

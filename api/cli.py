@@ -218,6 +218,13 @@ def ingest(
         file_format = "csv" if file.lower().endswith(".csv") else "jsonl"
     if file_format not in {"jsonl", "csv"}:
         fail(f"unknown format {file_format!r}; use jsonl or csv", code=2)
+    if file_format == "csv":
+        from api.balance_file import checked_source
+
+        try:
+            source = checked_source(source)
+        except ValueError as error:
+            fail(f"--source: {error}", code=2)
     with platform_from_env() as platform:
         size = batch_size or platform.settings.ingest_batch_events
         stream = sys.stdin if file == "-" else _open(file)

@@ -160,6 +160,20 @@ def test_a_balance_csv_without_its_columns_is_refused_before_any_row(
     assert "data.account_id" in run("ingest", str(spaced)).output  # read, then refused
 
 
+@pytest.mark.parametrize(
+    ("source", "problem"), [("", "at least 1"), ("a\x07b", "control")]
+)
+def test_a_balance_csv_source_the_catalogue_refuses_is_refused_once(
+    run, tmp_path: Path, source: str, problem: str
+) -> None:  # type: ignore[no-untyped-def]
+    csv_file = tmp_path / "balances.csv"
+    csv_file.write_text(f"account_id,balance,as_of\n{uuid.uuid4()},1.00,2025-01-31\n")
+    result = run("ingest", str(csv_file), "--source", source)
+    assert result.exit_code == 2
+    assert "--source:" in result.output and problem in result.output
+    assert "line 2" not in result.output
+
+
 def test_demo_builds_households_through_the_ingest_path(
     run, settings: Settings
 ) -> None:  # type: ignore[no-untyped-def]
