@@ -593,7 +593,7 @@ def test_copy_fields_go_through_c_dumpers_and_uuids_as_their_bytes(
     """A save's COPY writes a UUID as its 16 bytes through the bytes dumper,
     which `use_c_dumpers` makes psycopg's C one on each connection."""
     if not settings.is_postgres:
-        pytest.skip("COPY is PostgreSQL's")
+        pytest.skip(reason="COPY is PostgreSQL's")
     import psycopg
     from psycopg.adapt import PyFormat
     from psycopg.pq import Format
