@@ -9,7 +9,7 @@ Time, when the balance was struck.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import partial
@@ -150,6 +150,11 @@ def _parse_row(
     )
 
 
+def missing_columns(header: Sequence[str]) -> list[str]:
+    """The balance file's columns that `header` lacks."""
+    return [name for name in COLUMNS if name not in header]
+
+
 _SOURCE = TypeAdapter(ShortText)
 
 
@@ -165,7 +170,7 @@ def checked_source(source: str) -> str:
 def read_balance_file(stream: TextIO, source: str) -> Iterator[dict[str, Any]]:
     """Envelopes from an open CSV file with a header naming the three columns."""
     reader = csv.DictReader(stream)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    missing = missing_columns(reader.fieldnames or [])
     if missing:
         raise BalanceFileError(0, f"header lacks {', '.join(missing)}")
     yield from balance_rows_to_envelopes(reader, source)

@@ -293,11 +293,11 @@ def _csv_items(
     BalanceReported event where it is validated (`balance_row_parser`)."""
     import csv
 
-    from api.balance_file import COLUMNS, balance_row_parser
+    from api.balance_file import COLUMNS, balance_row_parser, missing_columns
 
     reader = csv.reader(stream)
     header = [name.strip() for name in next(reader, [])]
-    missing = [name for name in COLUMNS if name not in header]
+    missing = missing_columns(header)
     if missing:
         # Every row would fail alike: said once, before anything is stored.
         fail(
