@@ -122,8 +122,11 @@ LEAN_LIMIT = Decimal("1e15")
 
 
 def _plain(source: str) -> bool:
-    """A source the catalogue takes as it is (short text, nothing to strip)."""
-    return 0 < len(source) <= 200 and source == source.strip() and source.isprintable()
+    """A source the catalogue takes as it is (valid, nothing to strip)."""
+    try:
+        return checked_source(source) == source
+    except ValueError:
+        return False
 
 
 def _parse_row(

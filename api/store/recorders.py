@@ -175,7 +175,7 @@ class PostgresCrmRecorder(PostgresApplicationRecorder):
                     copy.set_types(LOG_COLUMN_TYPES)
                     for position, event_id, content_hash, chain_hash in rows:
                         copy.write_row(
-                            (position, UUID(event_id).bytes, content_hash, chain_hash)
+                            (position, uuid_bytes(event_id), content_hash, chain_hash)
                         )
                 conn.commit()
             except BaseException:
