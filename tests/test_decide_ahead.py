@@ -131,6 +131,41 @@ def test_irregular_batches_are_reported_as_the_ordinary_path_reports_them(
     assert "stored 0, duplicates 42, rejected 1" in again, again
 
 
+def test_nothing_of_a_failed_batch_reaches_the_decisions_after_it(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker changes its aggregates in place, and stops a batch at its first
+    broken rule: what it holds after a failed batch is neither the log before
+    nor after it. A customer who dies in a failed batch, after the broken rule,
+    cannot open an account in a later batch: the worker's aggregates are
+    forgotten, not used."""
+    customer = registered(name="吴敏")
+    customer_id = customer["data"]["customer_id"]
+    fillers = [registered(name=f"郑{n}") for n in range(45)]
+    unknown = str(uuid.uuid4())
+    lines: list[Any] = [
+        *fillers[:7],  # batch 1 of 7 lines: stored before the worker starts
+        customer,
+        *fillers[7:13],  # batch 2: the worker keeps the customer
+        envelope("CustomerDeceased", {"customer_id": unknown}),
+        envelope("CustomerDeceased", {"customer_id": customer_id}),
+        *fillers[13:18],  # batch 3: the worker stops at its first line
+        # Batches 4 to 6 are decided before batch 3's answer is read, then
+        # stored the ordinary way; batch 7 is decided after.
+        *fillers[18:39],
+        account_opened(customer_id),
+        *fillers[39:],
+    ]
+    path = _write(tmp_path / "died.jsonl", lines)
+    ahead = _ingest(settings.database_url, path, monkeypatch, ahead=True)
+    ordinary_url = f"sqlite:///{tmp_path / 'ordinary.db'}"
+    ordinary = _ingest(ordinary_url, path, monkeypatch, ahead=False)
+    assert "stored 47, duplicates 0, rejected 2" in ahead, ahead
+    assert "deceased" in ahead
+    assert sorted(ahead.splitlines()) == sorted(ordinary.splitlines())
+    assert _log(settings.database_url) == _log(ordinary_url)
+
+
 def test_a_save_after_another_writers_goes_the_ordinary_way(
     settings: Settings,
 ) -> None:
