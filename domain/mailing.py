@@ -20,6 +20,7 @@ import orjson
 from eventsourcing.domain import Aggregate
 
 from domain.events import FirstFact
+from domain.name_ids import uuid5_int, uuid5_text
 
 NAMESPACE = UUID("6f1c2d4e-93a0-5b7e-8c41-2a9d0e6b7f35")
 
@@ -41,21 +42,14 @@ ELIGIBLE = "eligible"
 _NAMESPACE_BYTES = NAMESPACE.bytes
 
 
-_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
-
-
 def _uuid5_int(name: str) -> int:
-    """`uuid5(NAMESPACE, name).int` (a plan makes ~250,000 of these ids, and the
-    UUID class made from bytes costs more than the hash)."""
-    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
-    return (int.from_bytes(digest.digest()[:16]) & _VERSION_MASK) | _VERSION_5
+    """`uuid5(NAMESPACE, name).int` (a plan makes ~250,000 of these ids)."""
+    return uuid5_int(_NAMESPACE_BYTES, name)
 
 
 def _uuid5_text(name: str) -> str:
     """`str(uuid5(NAMESPACE, name))`."""
-    h = f"{_uuid5_int(name):032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid5_text(_NAMESPACE_BYTES, name)
 
 
 def slot_id(campaign_id: str, household_id: str) -> UUID:
