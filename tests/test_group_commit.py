@@ -100,6 +100,50 @@ def test_a_lone_request_behaves_like_plain_ingest(platform: Platform) -> None:
         committer.close()
 
 
+def test_a_lone_request_asks_the_log_for_repeats_only_after_meeting_one(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeated move changes no rule's answer: only the log's unique event_id
+    tells it from a new one. Not looked up first, it is still a duplicate, and
+    the same id with other content still a conflict; from then on, lone
+    requests look first."""
+    looked: list[int] = []
+    stored_hashes = platform.ingestor.stored_hashes
+
+    def counted(event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
+        looked.append(len(event_ids))
+        return stored_hashes(event_ids)
+
+    monkeypatch.setattr(platform.ingestor, "stored_hashes", counted)
+    committer = GroupCommitter(platform.ingestor)
+    try:
+        customer = registered(name="黄忠")
+        moving = envelope(
+            "CustomerMoved",
+            {
+                "customer_id": customer["data"]["customer_id"],
+                "address": {"line": "长沙市岳麓区麓山南路2号"},
+            },
+        )
+        committer.ingest([customer])
+        moved = committer.ingest([moving])
+        assert looked == []
+        again = committer.ingest([moving])
+        assert again.outcomes[0].status == "duplicate"
+        assert again.outcomes[0].position == moved.outcomes[0].position
+        changed = json.loads(json.dumps(moving))
+        changed["data"]["address"]["line"] = "长沙市开福区湘江中路1号"
+        with pytest.raises(BatchRejected) as refused:
+            committer.ingest([changed])
+        assert refused.value.code == "event_id_conflict"
+        assert looked, "after a repeat, a lone request looks first"
+    finally:
+        committer.close()
+    with platform.db.read() as cur:
+        logged = cur.execute("SELECT count(*) AS n FROM crm_event_log").fetchone()
+    assert logged == {"n": 2}
+
+
 def test_repeats_in_a_group_that_did_not_look_are_still_duplicates_or_conflicts(
     platform: Platform,
 ) -> None:
