@@ -151,7 +151,8 @@ class GroupCommitter:
     def _alone(self, request: _Request) -> None:
         """One request on its own. Like a group, it asks the log for repeats of
         its events only if one was met lately: 1,000 ids cost PostgreSQL a few
-        milliseconds to look up, and a repeat is found anyway (`_together`)."""
+        milliseconds to look up, and a repeat is refused anyway by the log's
+        unique event_id, after which the request is done again, looking."""
         ingestor = self.ingestor
         try:
             prepared = prepare_batch(request.raw_events, ingestor.national_id_key)
