@@ -32,7 +32,6 @@ from api.store.ingest import (
     rejected_by_rule,
     save_accepted,
 )
-from api.store.prepare import prepare_batch
 from domain.errors import DomainError
 from domain.handling import Decider
 
@@ -155,10 +154,9 @@ class GroupCommitter:
         unique event_id, after which the request is done again, looking."""
         ingestor = self.ingestor
         try:
-            prepared = prepare_batch(request.raw_events, ingestor.national_id_key)
             looking = time.monotonic() < self._look_until
             request.future.set_result(
-                ingestor.ingest_prepared(prepared, atomic=True, optimistic=not looking)
+                ingestor.ingest(request.raw_events, atomic=True, optimistic=not looking)
             )
         except BaseException as error:
             request.future.set_exception(error)

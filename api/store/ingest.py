@@ -211,10 +211,15 @@ class Ingestor:
         self.cache = AggregateCache(cache_size, uncached=(Contact,))
         self.repeats_seen = False
 
-    def ingest(self, raw_events: list[Any], *, atomic: bool) -> Report:
-        """Stores what is new; in an atomic batch any problem rejects all of it."""
+    def ingest(
+        self, raw_events: list[Any], *, atomic: bool, optimistic: bool = False
+    ) -> Report:
+        """Stores what is new; in an atomic batch any problem rejects all of it.
+        `optimistic`: as `ingest_prepared` takes it."""
         return self.ingest_prepared(
-            prepare_batch(raw_events, self.national_id_key), atomic=atomic
+            prepare_batch(raw_events, self.national_id_key),
+            atomic=atomic,
+            optimistic=optimistic,
         )
 
     def ingest_prepared(
