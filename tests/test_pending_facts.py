@@ -15,6 +15,7 @@ from eventsourcing.persistence import JSONTranscoder, Mapper
 
 from api.bootstrap import Platform, build_platform
 from api.settings import Settings
+from api.store import ingest
 from api.store.group_commit import GroupCommitter
 from api.store.ingest import BatchRejected
 from api.store.mapper import FactMapper
@@ -23,7 +24,7 @@ from api.store.streams import clone, load_aggregates
 from api.store.transcoder import OrjsonTranscoder
 from domain.account import Account, AccountClosed, AccountOpened, BalanceReported
 from domain.events import version_only_topics
-from tests.factories import account_opened, envelope, registered
+from tests.factories import account_opened, envelope, new_id, registered
 from tests.test_group_commit import answers_of
 
 
@@ -206,7 +207,7 @@ def test_optimistic_ingest_still_finds_repeats_and_conflicts(
     prepared = _prepare(platform, first)
     report = platform.ingestor.ingest_prepared(prepared, atomic=False, optimistic=True)
     assert report.count("stored") == 3
-    assert not platform.ingestor.repeats_seen
+    assert not platform.ingestor.looks_for_repeats
     conflicting = dict(first[1], data=dict(first[1]["data"], balance="999.00"))
     second = [
         balance(aid, "7.00", "2025-04-07"),
@@ -221,7 +222,7 @@ def test_optimistic_ingest_still_finds_repeats_and_conflicts(
     assert statuses == ["stored", "duplicate", "rejected", "stored"]
     assert report.outcomes[2].error is not None
     assert report.outcomes[2].error.code == "event_id_conflict"
-    assert platform.ingestor.repeats_seen
+    assert platform.ingestor.looks_for_repeats
     with platform.db.read() as cur:
         stored = cur.execute("SELECT count(*) AS n FROM crm_event_log").fetchone()
     assert stored is not None and stored["n"] == 4 + 3 + 2
@@ -237,11 +238,28 @@ def test_optimistic_ingest_still_finds_repeats_and_conflicts(
     assert verify_log(platform.db).ok
 
 
+def test_a_repeat_met_is_remembered_for_a_while(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Met, and met again each time a look finds one: repeats come in runs."""
+    ingestor = platform.ingestor
+    customer = registered(name="赵云")
+    ingestor.ingest([customer], atomic=True, optimistic=True)
+    assert ingestor.stored_hashes([new_id()]) == {}
+    assert not ingestor.looks_for_repeats
+    assert customer["event_id"] in ingestor.stored_hashes([customer["event_id"]])
+    assert ingestor.looks_for_repeats
+    monkeypatch.setattr(ingest, "REPEATS_REMEMBERED_SECONDS", 0.0)
+    assert not ingestor.looks_for_repeats
+
+
 def test_a_repeat_that_breaks_a_rule_is_still_told_apart_without_a_lookup(
-    platform: Platform,
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Unlooked-for, a repeated registration first meets the rule "already
-    exists": the same event is then a duplicate, other content a conflict."""
+    exists": the same event is then a duplicate, other content a conflict.
+    (Repeats are forgotten at once here, so that no save looks first.)"""
+    monkeypatch.setattr(ingest, "REPEATS_REMEMBERED_SECONDS", 0.0)
     customer = registered(name="马超")
     platform.ingestor.ingest_prepared(
         _prepare(platform, [customer]), atomic=False, optimistic=True
@@ -251,14 +269,12 @@ def test_a_repeat_that_breaks_a_rule_is_still_told_apart_without_a_lookup(
         ([changed], "rejected", "event_id_conflict"),
         ([customer], "duplicate", None),
     ):
-        platform.ingestor.repeats_seen = False
         report = platform.ingestor.ingest_prepared(
             _prepare(platform, events), atomic=False, optimistic=True
         )
         outcome = report.outcomes[0]
         assert outcome.status == status
         assert (outcome.error and outcome.error.code) == code
-    platform.ingestor.repeats_seen = False
     with pytest.raises(BatchRejected) as refused:
         platform.ingestor.ingest_prepared(
             _prepare(platform, [changed]), atomic=True, optimistic=True

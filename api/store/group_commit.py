@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +35,6 @@ from domain.errors import DomainError
 from domain.handling import Decider
 
 log = structlog.get_logger("crm.group_commit")
-
-LOOK_AFTER_REPEAT_SECONDS = 60.0
-"""How long groups ask the log for repeats after meeting one (see `_together`)."""
 
 
 class OverlayUnitOfWork(UnitOfWork):
@@ -78,7 +74,6 @@ class GroupCommitter:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._look_until = 0.0
 
     def ingest(self, raw_events: list[Any]) -> Report:
         """Stores an atomic batch together with whatever else is waiting; blocks until committed."""
@@ -136,7 +131,7 @@ class GroupCommitter:
         except IntegrityError:
             # A repeat of a stored event, or another process wrote the same
             # aggregates: each request again on its own, looking first.
-            self._look_until = time.monotonic() + LOOK_AFTER_REPEAT_SECONDS
+            self.ingestor.met_repeat()
             for request in group:
                 if not request.future.done():
                     self._alone(request)
@@ -148,24 +143,13 @@ class GroupCommitter:
                     request.future.set_exception(error)
 
     def _alone(self, request: _Request) -> None:
-        """One request on its own. Like a group, it asks the log for repeats of
-        its events only if one was met lately: 1,000 ids cost PostgreSQL a few
-        milliseconds to look up, and a repeat is refused anyway by the log's
-        unique event_id, after which the request is done again, looking."""
-        ingestor = self.ingestor
+        """One request on its own, optimistic as a group is (`_together`)."""
         try:
-            looking = time.monotonic() < self._look_until
             request.future.set_result(
-                ingestor.ingest(request.raw_events, atomic=True, optimistic=not looking)
+                self.ingestor.ingest(request.raw_events, atomic=True, optimistic=True)
             )
         except BaseException as error:
             request.future.set_exception(error)
-        finally:
-            if ingestor.repeats_seen:
-                # The window below decides when to look, not the ingestor's
-                # flag, which stays set for good once it meets a repeat.
-                self._look_until = time.monotonic() + LOOK_AFTER_REPEAT_SECONDS
-                ingestor.repeats_seen = False
 
     def _together(self, group: list[_Request]) -> None:
         live = self._validate_all(group)
@@ -174,7 +158,7 @@ class GroupCommitter:
         # lately: the log's unique event_id refuses a repeat, and the group is
         # then stored request by request, each looking (`_process`).
         known = {}
-        if time.monotonic() < self._look_until:
+        if self.ingestor.looks_for_repeats:
             ids = [str(c.event.event_id) for r in live for c in r.accepted]
             known = self.ingestor.stored_hashes(ids)
         seen: dict[str, _Candidate] = {}
@@ -220,7 +204,6 @@ class GroupCommitter:
                 overlay.decide(decider, candidate.event)
             except DomainError as error:
                 if self.ingestor.stored_meanwhile(candidate, request.report):
-                    self._look_until = time.monotonic() + LOOK_AFTER_REPEAT_SECONDS
                     continue
                 request.future.set_exception(
                     conflict_refusal(request.report)

@@ -5,6 +5,7 @@ HTTP posts, `crm ingest` and `crm demo` all come through `Ingestor.ingest`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -28,6 +29,9 @@ from domain.outreach import Contact
 log = structlog.get_logger("crm.ingest")
 
 MAX_SAVE_ATTEMPTS = 5
+
+REPEATS_REMEMBERED_SECONDS = 60.0
+"""How long after meeting a repeated event optimistic saves ask the log first."""
 
 
 @dataclass
@@ -209,7 +213,22 @@ class Ingestor:
         # A contact takes no fact after the one that logs it, and contacts are
         # the most numerous aggregates: keeping them would only cost memory.
         self.cache = AggregateCache(cache_size, uncached=(Contact,))
-        self.repeats_seen = False
+        self._repeat_met_at: float | None = None
+
+    def met_repeat(self) -> None:
+        """A repeat of a stored event was met (or another writer's save):
+        optimistic saves ask the log first for a while (`looks_for_repeats`)."""
+        self._repeat_met_at = time.monotonic()
+
+    @property
+    def looks_for_repeats(self) -> bool:
+        """Whether an optimistic save asks the log which of its event ids it
+        holds: only within `REPEATS_REMEMBERED_SECONDS` of meeting a repeat.
+        Repeats come in runs (a client's retries, a file fed twice) and are
+        rare otherwise; a repeat not looked for is refused by the log's unique
+        event_id, and the save is done again, looking."""
+        met = self._repeat_met_at
+        return met is not None and time.monotonic() - met < REPEATS_REMEMBERED_SECONDS
 
     def ingest(
         self, raw_events: list[Any], *, atomic: bool, optimistic: bool = False
@@ -231,17 +250,18 @@ class Ingestor:
     ) -> Report:
         """`ingest` of events validated beforehand (possibly in another process).
 
-        `optimistic` (bulk files, where repeats are rare): until this ingestor
-        meets a repeated event, the log is not asked which event ids it holds
-        before a save; its unique event_id index refuses a repeat, and the save
-        is done again after looking (so a repeat still reports as a duplicate).
+        `optimistic` (bulk files and group commits, where repeats are rare):
+        unless this ingestor met a repeated event lately (`looks_for_repeats`),
+        the log is not asked which event ids it holds before a save; its unique
+        event_id index refuses a repeat, and the save is done again after
+        looking (so a repeat still reports as a duplicate).
         """
         report = Report(
             [Outcome(i, p.posted_id, "pending") for i, p in enumerate(prepared)]
         )
         candidates = self.screen(prepared, report, atomic)
         for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
-            look = not optimistic or self.repeats_seen or attempt > 1
+            look = not optimistic or self.looks_for_repeats or attempt > 1
             fresh = self._drop_known(candidates, report, atomic, look)
             try:
                 self._decide_and_save(fresh, report, atomic)
@@ -249,7 +269,8 @@ class Ingestor:
             except IntegrityError:
                 # Another writer stored one of these events or aggregates first,
                 # or (optimistic) the log holds one already: look again.
-                self.repeats_seen = self.repeats_seen or optimistic
+                if optimistic:
+                    self.met_repeat()
                 if attempt == MAX_SAVE_ATTEMPTS:
                     raise
                 log.info("ingest.retry", attempt=attempt)
@@ -311,6 +332,9 @@ class Ingestor:
         return fresh
 
     def stored_hashes(self, event_ids: list[str]) -> dict[str, tuple[bytes, int]]:
+        """The content hash and position of each of `event_ids` that the log
+        holds. Finding any is meeting a repeat (`met_repeat`): while they keep
+        coming, saves keep looking first."""
         known: dict[str, tuple[bytes, int]] = {}
         with self.db.read() as cur:
             for start in range(0, len(event_ids), 1000):
@@ -326,6 +350,8 @@ class Ingestor:
                         bytes(row["content_hash"]),
                         row["position"],
                     )
+        if known:
+            self.met_repeat()
         return known
 
     def stored_meanwhile(self, candidate: _Candidate, report: Report) -> bool:
@@ -338,7 +364,6 @@ class Ingestor:
         known = self.stored_hashes([event_id]).get(event_id)
         if known is None:
             return False
-        self.repeats_seen = True
         outcome = report.outcomes[candidate.index]
         if known[0] != candidate.content_hash:
             outcome.status, outcome.error = "rejected", _conflict(event_id)
