@@ -58,6 +58,9 @@ def _field(row: dict[str, Any], name: str, number: int) -> str:
     return str(value).strip()
 
 
+CENT = Decimal("0.01")
+
+
 def _checked_row(row: dict[str, Any], number: int) -> tuple[str, Decimal, str]:
     """The row's account id and date in their canonical forms, and its balance."""
     try:
@@ -85,9 +88,6 @@ def _checked_row(row: dict[str, Any], number: int) -> tuple[str, Decimal, str]:
     if balance != cents:
         raise BalanceFileError(number, "balance must have at most 2 decimals")
     return account_id, cents, as_of
-
-
-CENT = Decimal("0.01")
 
 
 def _envelope(
