@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import traceback
 from pathlib import Path
@@ -15,6 +16,7 @@ from eventsourcing.persistence import StoredEvent
 from api.bootstrap import Platform, build_platform
 from api.settings import Settings
 from api.store.chain import GENESIS, link
+from api.store.database import SQLiteDatabase
 from api.store.ingest import BatchRejected
 from api.store.migrate import apply_migrations
 from api.store.recorders import ReadsLogRows
@@ -108,6 +110,32 @@ def test_a_non_atomic_batch_stores_the_good_events(platform: Platform) -> None:
         and report.outcomes[1].error.code == "unknown_entity"
     )
     assert positions(platform) == 2
+
+
+def test_a_sqlite_file_locked_by_another_writer_is_switched_to_wal_once_free(
+    tmp_path: Path,
+) -> None:
+    """The switch to WAL fails at once while another connection holds a lock;
+    the store tries again rather than failing the request that opened it."""
+    path = tmp_path / "crm.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    assert other.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    db = SQLiteDatabase(str(path))
+    try:
+        with db.read() as cur:
+            assert cur.execute("SELECT count(*) AS n FROM t").fetchone() == {"n": 1}
+            assert cur.execute("PRAGMA journal_mode").fetchone() == {
+                "journal_mode": "wal"
+            }
+    finally:
+        release.join()
+        db.close()
+        other.close()
 
 
 def test_concurrent_writers_never_store_an_event_twice(platform: Platform) -> None:

@@ -315,6 +315,28 @@ class PostgresDatabase(Database):
         return AsyncReads(self.conninfo, self.max_size)
 
 
+def use_wal(conn: sqlite3.Connection, wait_seconds: float = 30.0) -> None:
+    """Puts the file in WAL mode, which it then keeps for good.
+
+    Switching fails at once with "database is locked" while another connection
+    holds a lock (SQLite calls no busy handler there), so the switch is tried
+    again until the busy timeout has passed; a file already in WAL, perhaps by
+    another connection's switch, is left alone."""
+    deadline = time.monotonic() + wait_seconds
+    while _journal_mode(conn) != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _journal_mode(conn: sqlite3.Connection) -> str:
+    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    return str(mode).lower()
+
+
 class SQLiteDatabase(Database):
     backend = "sqlite"
 
@@ -332,15 +354,10 @@ class SQLiteDatabase(Database):
             )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout=30000")
-            # The file keeps its journal mode. Asking for WAL again while other
-            # threads write can fail at once with "database is locked" (SQLite
-            # does not wait on a busy handler there), so only a new file is set.
-            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
-            if str(mode).lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
             with self._lock:
+                use_wal(conn)
                 self._all.append(conn)
+            self._local.conn = conn
         return conn
 
     @contextmanager
