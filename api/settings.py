@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         default=8, description="PostgreSQL connections per process for views"
     )
+    read_pool_size: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="PostgreSQL: connections per HTTP process for the live household and "
+        "contact-history reads (one short statement each, on the event loop); a few keep "
+        "the database's cores busy, and more only make its backends contend",
+    )
     web_workers: int = Field(
         default=1,
         ge=1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -367,3 +368,34 @@ def test_rows_with_a_private_column_lose_it_and_others_pass_as_they_are() -> Non
     ]
     assert public_rows(private) == [{"customer_id": "a"}, {"customer_id": "b"}]
     assert public_rows([]) == []
+
+
+@pytest.mark.postgres
+def test_live_reads_share_the_web_processes_small_read_pool(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """`read_pool_size` bounds the connections a web process reads through on its
+    event loop: concurrent reads queue for them rather than open more."""
+    settings = Settings(
+        database_url=postgres_url,
+        secret_key=SECRET,
+        secret_key_file=tmp_path / "key",
+        read_pool_size=1,
+    )
+    platform = build_platform(settings)
+    try:
+        with TestClient(create_app(platform)) as client:
+            client.headers["Authorization"] = (
+                f"Bearer {create_key(platform.db, 'read')}"
+            )
+            paths = _live_paths(client, _family(platform)) * 8
+            pool = client.app.state.async_reads.pool  # type: ignore[attr-defined]
+            with ThreadPoolExecutor(max_workers=16) as executor:
+                answers = list(executor.map(client.get, paths))
+            stats = pool.get_stats()
+    finally:
+        platform.close()
+    assert [a.status_code for a in answers] == [200] * len(paths)
+    assert pool.max_size == 1
+    assert stats["pool_size"] == 1
+    assert stats["requests_num"] >= len(paths)

@@ -54,7 +54,7 @@ def create_app(
         if run_projections:
             platform.runner.start()
         # Opened here, on the loop that serves the requests: the pool belongs to it.
-        async_reads = platform.db.async_reads()
+        async_reads = platform.db.async_reads(platform.settings.read_pool_size)
         releasing = asyncio.create_task(release_free_memory_every())
         try:
             if async_reads is not None:

@@ -163,9 +163,10 @@ class Database:
     def close(self) -> None:
         raise NotImplementedError
 
-    def async_reads(self) -> AsyncReads | None:
-        """A pool for reads on an event loop (`api.store.async_reads`); None where
-        the backend has no async driver, and reads take a worker thread."""
+    def async_reads(self, max_size: int) -> AsyncReads | None:
+        """A pool of `max_size` connections for reads on an event loop
+        (`api.store.async_reads`); None where the backend has no async driver, and
+        reads take a worker thread."""
         return None
 
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -309,10 +310,10 @@ class PostgresDatabase(Database):
         if self._opened:
             self.pool.close()
 
-    def async_reads(self) -> AsyncReads:
+    def async_reads(self, max_size: int) -> AsyncReads:
         from api.store.async_reads import AsyncReads
 
-        return AsyncReads(self.conninfo, self.max_size)
+        return AsyncReads(self.conninfo, max_size)
 
 
 def use_wal(conn: sqlite3.Connection, wait_seconds: float = 30.0) -> None:
