@@ -19,6 +19,7 @@ def aggregate(
             out[key] = summary([r[key] for r in runs])
     if runs and all("paced" in r for r in runs):
         out["paced_rate"] = summary([r["paced"]["offered_per_second"] for r in runs])
+        out["paced_served"] = summary([r["paced"]["requests_per_second"] for r in runs])
         out["paced_p50_ms"] = summary([r["paced"]["p50_ms"] for r in runs])
         out["paced_p99_ms"] = summary([r["paced"]["p99_ms"] for r in runs])
     if all("lag" in r for r in runs):
@@ -65,11 +66,9 @@ def check_targets(results: dict[str, Any]) -> None:
         entry["met"] = (_val(entry, "rate") or 0) >= 20_000
     for entry in w.get("reads", {}).values():
         entry["target"] = "p50 < 5 ms, p99 < 25 ms, >= 2,000 req/s"
-        entry["met"] = (
-            (_val(entry, "p50_ms") or 1e9) < 5
-            and (_val(entry, "p99_ms") or 1e9) < 25
-            and (_val(entry, "rate") or 0) >= 2_000
-        )
+        entry["met"] = _reads_met(entry, "")
+        if "paced_rate" in entry:
+            entry["paced_met"] = _reads_met(entry, "paced_")
     for entry in w.get("mailing_plan", {}).values():
         entry["target"] = "< 10 s for the targets, one piece per household"
         held = all(r["verified"]["held"] for r in entry["runs"])
@@ -87,6 +86,26 @@ def check_targets(results: dict[str, Any]) -> None:
             "serve < 400 MB under load; export/verify/rebuild RSS growth <= 20%"
         )
         memory["met"] = serve < 400 and all(g <= 0.2 for g in growths)
+
+
+def _reads_met(entry: dict[str, Any], kind: str) -> bool:
+    """Target 6 in one of its two readings. `""`: the 32 clients' closed loop, as
+    many reads as they get answered; its latency at saturation is 32 over the rate
+    (Little's law), so p50 < 5 ms there needs 6,400 answers a second. `"paced_"`:
+    reads offered at a steady rate (2,000 a second by default, the target's),
+    timed from when each was due; met when that rate was served, within 1 %."""
+    if kind:
+        offered = _val(entry, "paced_rate") or 0
+        rate_ok = offered >= 2_000 and (_val(entry, "paced_served") or 0) >= (
+            0.99 * offered
+        )
+    else:
+        rate_ok = (_val(entry, "rate") or 0) >= 2_000
+    return (
+        rate_ok
+        and (_val(entry, f"{kind}p50_ms") or 1e9) < 5
+        and (_val(entry, f"{kind}p99_ms") or 1e9) < 25
+    )
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -121,7 +140,9 @@ def table(results: dict[str, Any]) -> str:
                 lines.append(
                     f"{'  paced':<14} {backend:<10} {_fmt(_val(e, 'paced_rate')):>11} {'req/s':<9} "
                     f"{'':>6} {'':>6} {'':>7} {_fmt(_val(e, 'paced_p50_ms'), 1):>7} "
-                    f"{_fmt(_val(e, 'paced_p99_ms'), 1):>8}  (offered at a steady rate)"
+                    f"{_fmt(_val(e, 'paced_p99_ms'), 1):>8} {'':>7}  "
+                    f"{'yes' if e.get('paced_met') else 'NO'} (offered at a steady "
+                    f"rate, served {_fmt(_val(e, 'paced_served'))}/s)"
                 )
     c = results.get("ceilings", {})
     for name, entry in c.items():

@@ -386,15 +386,16 @@ def main() -> None:
         "--paced-read-load",
         type=float,
         default=0.5,
-        help="reads: then offer this fraction of the rate measured, at a steady "
-        "pace, and report those reads' latency (0: skip)",
+        help="reads: with --paced-read-rate 0, then offer this fraction of the rate "
+        "measured, at a steady pace, and report those reads' latency (0: skip)",
     )
     parser.add_argument(
         "--paced-read-rate",
         type=float,
-        default=0,
-        help="reads: offer this many reads a second instead of a fraction of the "
-        "rate measured (2000: the target's rate)",
+        default=2000,
+        help="reads: then offer this many reads a second, at a steady pace, and "
+        "report their latency (default: the target's rate; 0: a fraction of the "
+        "rate measured, --paced-read-load)",
     )
     parser.add_argument(
         "--keep-work", action="store_true", help="keep the generated files"

@@ -104,3 +104,39 @@ def test_paced_reads_are_offered_at_a_fraction_of_the_rate_or_at_a_rate_given(
     assert _offered(monkeypatch, tmp_path, paced_load=0.5) == ["617"]
     assert _offered(monkeypatch, tmp_path, paced_load=0.5, paced_rate=2000) == ["2000"]
     assert _offered(monkeypatch, tmp_path, paced_load=0) == []
+
+
+def _reads_entry(rate: float, p50: float, p99: float, paced: dict[str, float]) -> Any:
+    from bench import report
+
+    run = {"rate": rate, "p50_ms": p50, "p99_ms": p99, "paced": paced}
+    results = {
+        "workloads": {"reads": {"postgresql": report.aggregate([run], None)}},
+        "machine": {"load_average": (0.0, 0.0, 0.0)},
+    }
+    report.check_targets(results)
+    assert "paced" in report.table(results)
+    return results["workloads"]["reads"]["postgresql"]
+
+
+def test_target_six_is_judged_both_in_the_closed_loop_and_at_the_offered_rate() -> None:
+    def paced(offered: float, served: float, p50: float, p99: float) -> Any:
+        return {
+            "offered_per_second": offered,
+            "requests_per_second": served,
+            "p50_ms": p50,
+            "p99_ms": p99,
+        }
+
+    # Saturated by 32 clients: the rate is there, the latency is 32 / rate.
+    entry = _reads_entry(2400, 13.0, 22.0, paced(2000, 1999.9, 2.1, 10.2))
+    assert (entry["met"], entry["paced_met"]) == (False, True)
+    # Too slow a tail at the target's rate.
+    entry = _reads_entry(2400, 13.0, 22.0, paced(2000, 1999.9, 2.1, 30.0))
+    assert entry["paced_met"] is False
+    # Offered below the target's rate, or not served at the rate offered.
+    assert _reads_entry(2400, 13, 22, paced(1200, 1200, 1.3, 5))["paced_met"] is False
+    assert _reads_entry(2400, 13, 22, paced(2000, 1900, 2.1, 9))["paced_met"] is False
+    # Fast enough for both readings.
+    entry = _reads_entry(7000, 4.5, 20.0, paced(2000, 2000, 1.0, 4.0))
+    assert (entry["met"], entry["paced_met"]) == (True, True)
