@@ -85,7 +85,9 @@ class Settings(BaseSettings):
         "long before reading the next, so a busy log is read in larger pages",
     )
     db_pool_size: int = Field(
-        default=8, description="PostgreSQL connections per process for views"
+        default=8,
+        description="PostgreSQL connections per process for the views, the writes and "
+        "the reads that take a worker thread",
     )
     read_pool_size: int = Field(
         default=2,

@@ -316,14 +316,18 @@ class PostgresDatabase(Database):
         return AsyncReads(self.conninfo, max_size)
 
 
-def use_wal(conn: sqlite3.Connection, wait_seconds: float = 30.0) -> None:
+# How long an SQLite connection waits for another's lock before it fails.
+SQLITE_BUSY_SECONDS = 30
+
+
+def use_wal(conn: sqlite3.Connection) -> None:
     """Puts the file in WAL mode, which it then keeps for good.
 
     Switching fails at once with "database is locked" while another connection
     holds a lock (SQLite calls no busy handler there), so the switch is tried
     again until the busy timeout has passed; a file already in WAL, perhaps by
     another connection's switch, is left alone."""
-    deadline = time.monotonic() + wait_seconds
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
     while _journal_mode(conn) != "wal":
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -351,10 +355,13 @@ class SQLiteDatabase(Database):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=SQLITE_BUSY_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
             with self._lock:
                 use_wal(conn)
                 self._all.append(conn)
