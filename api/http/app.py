@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
 from api.bootstrap import Platform
@@ -20,6 +21,8 @@ from api.http.responses import JSONResponse
 from api.http.routes import audit, events, health, mailings, reads, services
 from api.http.shortcuts import Shortcuts
 from api.memory import release_free_memory_every
+
+log = structlog.get_logger("crm.http")
 
 DESCRIPTION = """\
 Event-sourced customer interactions: post events, read households and contact history.
@@ -37,9 +40,13 @@ def app_from_env() -> FastAPI:
 
     from api.bootstrap import build_platform, settings_from_env
     from api.worker import stop_when_orphaned
+    from api.writer import client_from_env
 
     platform = build_platform(settings_from_env(), migrate=False, serving=True)
     platform.runner.followed_elsewhere = True
+    writer = client_from_env(local=platform.committer)
+    if writer is not None:  # `crm serve` runs one writer for all its HTTP processes
+        platform.committer = writer
     stop_when_orphaned(lambda: os.kill(os.getpid(), signal.SIGTERM))
     return create_app(platform, close_platform=True)
 
@@ -53,6 +60,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_projections:
             platform.runner.start()
+        connect = getattr(platform.committer, "connect", None)
+        if connect is not None and not await asyncio.to_thread(connect):
+            log.error("serve.writer_unreachable")  # posts answer 503 until it is
         # Opened here, on the loop that serves the requests: the pool belongs to it.
         async_reads = platform.db.async_reads(platform.settings.read_pool_size)
         releasing = asyncio.create_task(release_free_memory_every())

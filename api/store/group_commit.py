@@ -14,7 +14,7 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -31,10 +31,19 @@ from api.store.ingest import (
     rejected_by_rule,
     save_accepted,
 )
+from api.store.recorders import LogMoved
 from domain.errors import DomainError
 from domain.handling import Decider
 
 log = structlog.get_logger("crm.group_commit")
+
+
+class Commits(Protocol):
+    """Takes an atomic batch of posted events; its future resolves once committed."""
+
+    def submit(self, raw_events: list[Any]) -> Future[Report]: ...
+
+    def close(self) -> None: ...
 
 
 class OverlayUnitOfWork(UnitOfWork):
@@ -128,10 +137,12 @@ class GroupCommitter:
             return
         try:
             self._together(group)
-        except IntegrityError:
+        except IntegrityError as error:
             # A repeat of a stored event, or another process wrote the same
-            # aggregates: each request again on its own, looking first.
-            self.ingestor.met_repeat()
+            # aggregates or anything at all since the last save (LogMoved):
+            # each request again on its own, looking first.
+            if not isinstance(error, LogMoved):
+                self.ingestor.met_repeat()
             for request in group:
                 if not request.future.done():
                     self._alone(request)

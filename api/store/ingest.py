@@ -19,6 +19,7 @@ from api.store.application import CrmApplication
 from api.store.database import Database
 from api.store.pending import PendingFact, pending_fact
 from api.store.prepare import Invalid, Prepared, prepare_batch
+from api.store.recorders import LogMoved
 from api.store.streams import AggregateCache, clone, load_aggregates
 from domain.catalogue import FieldProblem
 from domain.errors import Conflict, DomainError, RuleViolated
@@ -65,6 +66,10 @@ class BatchRejected(Exception):
         self.message = message
         self.problems = problems
         self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent from the writer process to the HTTP process that asked (api.writer).
+        return (type(self), (self.code, self.message, self.problems, self.status))
 
 
 @dataclass
@@ -266,10 +271,11 @@ class Ingestor:
             try:
                 self._decide_and_save(fresh, report, atomic)
                 break
-            except IntegrityError:
+            except IntegrityError as error:
                 # Another writer stored one of these events or aggregates first,
-                # or (optimistic) the log holds one already: look again.
-                if optimistic:
+                # or saved anything since this one's last save (LogMoved), or
+                # (optimistic) the log holds one already: look again.
+                if optimistic and not isinstance(error, LogMoved):
                     self.met_repeat()
                 if attempt == MAX_SAVE_ATTEMPTS:
                     raise
@@ -423,7 +429,11 @@ def save_accepted(
     order = {str(c.event.event_id): i for i, c in enumerate(accepted)}
     try:
         positions = app.save_aggregates(
-            aggregates, uow.pending, order, event_log=event_log
+            aggregates,
+            uow.pending,
+            order,
+            event_log=event_log,
+            expect_first=cache.expected_first(),
         )
     except Exception:
         cache.saw_failed_save()

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import (
+    IntegrityError,
     InterfaceError,
     OperationalError,
     ProgrammingError,
@@ -47,9 +48,10 @@ class ReadsLogRows(Protocol):
         ...
 
 
-class LogMoved(Exception):
+class LogMoved(IntegrityError):
     """A save that expected to follow position N found the log elsewhere
-    (another writer saved in between): nothing of it was stored."""
+    (another writer saved in between): nothing of it was stored. An
+    `IntegrityError`, as a save refused for another writer's is."""
 
 
 def _check_follows(positions: Sequence[int], expect_first: int | None) -> None:

@@ -89,6 +89,15 @@ class AggregateCache:
                 self._only_writer = False
             return self._only_writer
 
+    def expected_first(self) -> int | None:
+        """While this process is the only writer: the position its next save must
+        start at. The save is refused if anyone else saved since (`LogMoved`), so
+        the cache is trusted without asking the log for its head first."""
+        with self._lock:
+            if self._only_writer and self._current_at is not None:
+                return self._current_at + 1
+            return None
+
     def saw_failed_save(self) -> None:
         """A save failed (another writer, most likely): check versions from now on."""
         with self._lock:
@@ -166,7 +175,10 @@ def load_aggregates(
     trusted = (
         cache is not None
         and cache.may_be_current()
-        and cache.current_at(app.recorder.max_notification_id() or 0)
+        and (
+            cache.expected_first() is not None
+            or cache.current_at(app.recorder.max_notification_id() or 0)
+        )
     )
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
