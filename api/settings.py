@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         default=False,
         description="With several HTTP processes, one more process commits the posts of "
         "them all: larger groups and no two savers waiting on each other's table lock "
-        "(single posts 14 % faster, PostgreSQL's CPU per post a third less), for that "
+        "(PostgreSQL's CPU per single post a quarter to a third less), for that "
         "process's 60-70 MB; false: each HTTP process commits its own",
     )
 

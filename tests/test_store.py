@@ -414,6 +414,31 @@ def test_a_sole_writer_trusts_its_cache_and_another_writer_ends_that(
         second.close()
 
 
+def test_a_sole_writer_does_not_ask_the_log_its_head_before_each_save(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its save names the position it must start at instead (`expect_first`):
+    a round trip less per batch, and another writer is still caught (above)."""
+    recorder = platform.app.recorder
+    asked = []
+    real = recorder.max_notification_id
+
+    def counted() -> int | None:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(recorder, "max_notification_id", counted)
+    customer = registered(name="褚红")
+    cid = customer["data"]["customer_id"]
+    platform.ingestor.ingest([customer], atomic=True)
+    looked = len(asked)  # the first load: the cache learns where the log is
+    for _ in range(3):
+        report = platform.ingestor.ingest([contact_logged(cid)], atomic=True)
+        assert report.count("stored") == 1
+    assert len(asked) == looked
+    assert platform.ingestor.cache.expected_first() == positions(platform) + 1
+
+
 def test_without_trust_only_cached_aggregates_are_checked_and_stale_ones_reloaded(
     settings: Settings,
 ) -> None:
