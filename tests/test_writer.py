@@ -212,6 +212,8 @@ def test_crm_serve_with_a_shared_writer_stores_and_reads_back_posts(
                 headers=read,
             )
             assert household.status_code == 200, household.text
+            ready = http.get("/readyz", headers=read)
+            assert ready.json()["writer"] == "connected"
         log = (tmp_path / "serve.log").read_text()
         assert "writer.listening" in log
 
@@ -219,6 +221,11 @@ def test_crm_serve_with_a_shared_writer_stores_and_reads_back_posts(
         # pass again once `crm serve` has started another.
         writer = _writer_pid(server.pid)
         os.kill(writer, signal.SIGKILL)
+        time.sleep(0.2)  # the supervisor waits a second before a new writer
+        with httpx.Client(base_url=base, timeout=30) as http:
+            ready = http.get("/readyz", headers=read)
+        assert ready.status_code == 200  # reads go on
+        assert ready.json()["writer"] == "unreachable"
         statuses = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
