@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import structlog
 
@@ -24,10 +24,13 @@ PARENT_PID_VARIABLE = "CRM_WORKER_PARENT_PID"
 
 
 @contextmanager
-def projection_worker() -> Iterator[None]:
+def supervised(command: list[str], name: str) -> Iterator[None]:
+    """Runs `command` as a child of this process while the block lasts, started
+    again a second after it exits; the child stops when this process is gone
+    (`stop_when_orphaned`, through `PARENT_PID_VARIABLE`)."""
     stop = threading.Event()
     thread = threading.Thread(
-        target=_supervise, args=(stop,), name="projection-worker", daemon=True
+        target=_supervise, args=(stop, command, name), name=name, daemon=True
     )
     thread.start()
     try:
@@ -37,11 +40,15 @@ def projection_worker() -> Iterator[None]:
         thread.join(timeout=15)
 
 
-def _supervise(stop: threading.Event) -> None:
+def projection_worker() -> AbstractContextManager[None]:
+    return supervised([sys.executable, "-m", "api.cli", "project"], "worker")
+
+
+def _supervise(stop: threading.Event, command: list[str], name: str) -> None:
     while not stop.is_set():
         env = {**os.environ, PARENT_PID_VARIABLE: str(os.getpid())}
-        child = subprocess.Popen([sys.executable, "-m", "api.cli", "project"], env=env)
-        log.info("worker.started", pid=child.pid)
+        child = subprocess.Popen(command, env=env)  # noqa: S603 (our own commands)
+        log.info(f"{name}.started", pid=child.pid)
         while child.poll() is None and not stop.wait(0.5):
             pass
         if stop.is_set():
@@ -51,22 +58,29 @@ def _supervise(stop: threading.Event) -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
             return
-        log.warning("worker.exited", code=child.returncode)
+        log.warning(f"{name}.exited", code=child.returncode)
         stop.wait(RESTART_DELAY_SECONDS)
 
 
 @contextmanager
-def web_workers_env() -> Iterator[None]:
-    """Marks this process as the parent that HTTP worker processes watch."""
-    previous = os.environ.get(PARENT_PID_VARIABLE)
-    os.environ[PARENT_PID_VARIABLE] = str(os.getpid())
+def environment(**values: str) -> Iterator[None]:
+    """These environment variables while the block lasts (the processes it starts
+    inherit them), and the previous values after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(PARENT_PID_VARIABLE, None)
-        else:
-            os.environ[PARENT_PID_VARIABLE] = previous
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def web_workers_env() -> AbstractContextManager[None]:
+    """Marks this process as the parent that HTTP worker processes watch."""
+    return environment(**{PARENT_PID_VARIABLE: str(os.getpid())})
 
 
 def stop_when_orphaned(stop: Callable[[], None]) -> None:

@@ -31,7 +31,6 @@ import secrets
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,7 +54,6 @@ log = structlog.get_logger("crm.writer")
 SOCKET_VARIABLE = "CRM_WRITER_SOCKET"
 KEY_VARIABLE = "CRM_WRITER_KEY"
 CONNECT_SECONDS = 30.0
-RESTART_DELAY_SECONDS = 1.0
 LOCAL_FROM_EVENTS = 100
 _ID = struct.Struct("<Q")
 
@@ -350,47 +348,19 @@ def client_from_env(local: Commits) -> WriterClient | None:
 def writer_process() -> Iterator[None]:
     """Runs the writer beside the HTTP processes (restarted if it dies), and tells
     them where it listens (environment variables their processes inherit)."""
+    from api.worker import environment, supervised
+
     with tempfile.TemporaryDirectory(prefix="crm-writer-") as directory:
         os.chmod(directory, 0o700)
-        address = os.path.join(directory, "writer.sock")
-        saved = {v: os.environ.get(v) for v in (SOCKET_VARIABLE, KEY_VARIABLE)}
-        os.environ[SOCKET_VARIABLE] = address
-        os.environ[KEY_VARIABLE] = secrets.token_hex(16)
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=_supervise, args=(stop,), name="writer", daemon=True
-        )
-        thread.start()
-        try:
+        where = {
+            SOCKET_VARIABLE: os.path.join(directory, "writer.sock"),
+            KEY_VARIABLE: secrets.token_hex(16),
+        }
+        with (
+            environment(**where),
+            supervised([sys.executable, "-m", "api.writer"], "writer"),
+        ):
             yield
-        finally:
-            stop.set()
-            thread.join(timeout=15)
-            for variable, value in saved.items():
-                if value is None:
-                    os.environ.pop(variable, None)
-                else:
-                    os.environ[variable] = value
-
-
-def _supervise(stop: threading.Event) -> None:
-    from api.worker import PARENT_PID_VARIABLE
-
-    while not stop.is_set():
-        env = {**os.environ, PARENT_PID_VARIABLE: str(os.getpid())}
-        child = subprocess.Popen([sys.executable, "-m", "api.writer"], env=env)
-        log.info("writer.started", pid=child.pid)
-        while child.poll() is None and not stop.wait(0.5):
-            pass
-        if stop.is_set():
-            child.terminate()
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-            return
-        log.warning("writer.exited", code=child.returncode)
-        stop.wait(RESTART_DELAY_SECONDS)
 
 
 if __name__ == "__main__":
