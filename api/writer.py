@@ -113,7 +113,7 @@ def serve_connection(connection: Connection, committer: Commits) -> None:
     def answered(request_id: bytes, future: Future[Report]) -> None:
         answers.put((request_id, future))
 
-    sender = threading.Thread(target=send_answers, name="writer-answers", daemon=True)
+    sender = threading.Thread(target=send_answers, name="writer-replies", daemon=True)
     sender.start()
     try:
         while True:

@@ -21,6 +21,7 @@ from api.http.responses import JSONResponse
 from api.http.routes import audit, events, health, mailings, reads, services
 from api.http.shortcuts import Shortcuts
 from api.memory import release_free_memory_every
+from api.writer import WriterClient, client_from_env
 
 log = structlog.get_logger("crm.http")
 
@@ -40,7 +41,6 @@ def app_from_env() -> FastAPI:
 
     from api.bootstrap import build_platform, settings_from_env
     from api.worker import stop_when_orphaned
-    from api.writer import client_from_env
 
     platform = build_platform(settings_from_env(), migrate=False, serving=True)
     platform.runner.followed_elsewhere = True
@@ -60,8 +60,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_projections:
             platform.runner.start()
-        connect = getattr(platform.committer, "connect", None)
-        if connect is not None and not await asyncio.to_thread(connect):
+        writer = platform.committer
+        if isinstance(writer, WriterClient) and not await asyncio.to_thread(
+            writer.connect
+        ):
             log.error("serve.writer_unreachable")  # posts answer 503 until it is
         # Opened here, on the loop that serves the requests: the pool belongs to it.
         async_reads = platform.db.async_reads(platform.settings.read_pool_size)
