@@ -90,5 +90,5 @@ def build_platform(
         app=app,
         ingestor=ingestor,
         runner=runner,
-        committer=GroupCommitter(ingestor),
+        committer=GroupCommitter(ingestor, delay_seconds=settings.commit_delay_seconds),
     )

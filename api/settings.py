@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         le=64,
         description="HTTP server processes in `crm serve` (one per core pays on PostgreSQL)",
     )
+    commit_delay_seconds: float = Field(
+        default=0.002,
+        ge=0,
+        le=0.05,
+        description="Group commit: while posts come together, a group waits up to this "
+        "long after its first post for others to join it (0: no wait)",
+    )
     shared_writer: bool = Field(
         default=False,
         description="With several HTTP processes, one more process commits the posts of "

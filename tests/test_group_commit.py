@@ -239,3 +239,48 @@ def test_a_refused_request_leaves_the_groups_shared_aggregates_as_they_were(
     assert "广州市" not in str(vars(stored))
     kept = platform.ingestor.cache.get(UUID(cid))
     assert kept is not None and vars(kept) == vars(stored)
+
+
+def test_a_group_waits_for_company_only_while_requests_come_together(
+    platform: Platform,
+) -> None:
+    """A request on a quiet committer is taken at once; after a group of
+    several, the next group waits (`gather`), and what arrives meanwhile joins
+    it in one save."""
+    committer = GroupCommitter(platform.ingestor, delay_seconds=0.25)
+    waits: list[float] = []
+    joined: list[Future[Report]] = []
+
+    def gather(seconds: float) -> None:  # a request arrives while the group waits
+        waits.append(seconds)
+        joined.append(committer.submit([registered(name="赵云")]))
+
+    committer.gather = gather
+    entered, release = threading.Event(), threading.Event()
+    groups: list[int] = []
+    process = committer._process
+
+    def held(group: list) -> None:  # the first group waits: the next ones queue up
+        if not groups:
+            entered.set()
+            release.wait(10)
+        groups.append(len(group))
+        process(group)
+
+    committer._process = held  # type: ignore[method-assign]
+    try:
+        first = committer.submit([registered(name="张飞")])
+        assert entered.wait(10)
+        assert waits == []  # the first request found the committer quiet
+        queued = [committer.submit([registered(name=n)]) for n in ("关羽", "刘备")]
+        release.set()
+        answers = answers_of([first, *queued])
+        assert waits == []  # after a lone request, the next group did not wait
+        last = committer.ingest([registered(name="黄忠")])
+        answers += [last, *answers_of(joined)]
+    finally:
+        committer.close()
+    assert waits == [0.25]
+    assert groups == [1, 2, 2]
+    assert all(a.outcomes[0].status == "stored" for a in answers)  # type: ignore[union-attr]
+    assert answers[-1].outcomes[0].position == last.outcomes[0].position + 1  # type: ignore[union-attr]

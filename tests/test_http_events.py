@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -184,3 +185,18 @@ def test_body_over_the_limit_is_a_413(client: TestClient, platform: Platform) ->
     assert head(platform) == 0
     small = client.post("/v1/events", json=registered())
     assert small.status_code == 201
+
+
+def test_the_group_commit_gathers_on_the_event_loop(
+    client: TestClient, platform: Platform
+) -> None:
+    """In an HTTP process a group waits for the posts the event loop is
+    parsing (`api/http/gathering.py`), not a fixed time: the loop serving the
+    requests goes round at once when idle."""
+    gather = platform.committer.gather  # type: ignore[attr-defined]
+    assert gather is not time.sleep
+    started = time.monotonic()
+    gather(10.0)
+    assert time.monotonic() - started < 5
+    response = client.post("/v1/events", json=registered(name="马超"))
+    assert response.status_code == 201, response.text

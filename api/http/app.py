@@ -13,6 +13,7 @@ from api.bootstrap import Platform
 from api.http.admission import BytesInFlight
 from api.http.body_limit import BodyLimit
 from api.http.errors import install_error_handlers
+from api.http.gathering import loop_gatherer
 from api.http.metrics import HttpMetrics
 from api.http.middleware import RequestContext
 from api.http.openapi import install_openapi
@@ -21,6 +22,7 @@ from api.http.responses import JSONResponse
 from api.http.routes import audit, events, health, mailings, reads, services
 from api.http.shortcuts import Shortcuts
 from api.memory import release_free_memory_every
+from api.store.group_commit import GroupCommitter
 from api.writer import WriterClient, client_from_env
 
 log = structlog.get_logger("crm.http")
@@ -65,6 +67,8 @@ def create_app(
             writer.connect
         ):
             log.error("serve.writer_unreachable")  # posts answer 503 until it is
+        if isinstance(writer, GroupCommitter):
+            writer.gather = loop_gatherer(asyncio.get_running_loop())
         # Opened here, on the loop that serves the requests: the pool belongs to it.
         async_reads = platform.db.async_reads(platform.settings.read_pool_size)
         releasing = asyncio.create_task(release_free_memory_every())
