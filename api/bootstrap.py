@@ -12,7 +12,7 @@ from api.logging import configure_logging
 from api.settings import Settings
 from api.store.application import CrmApplication, eventsourcing_env
 from api.store.database import Database, PostgresDatabase, SQLiteDatabase
-from api.store.group_commit import Commits, GroupCommitter
+from api.store.group_commit import GroupCommitter
 from api.store.ingest import Ingestor
 from api.store.migrate import apply_migrations
 from projections.registry import all_projections
@@ -26,7 +26,7 @@ class Platform:
     app: CrmApplication
     ingestor: Ingestor
     runner: ProjectionRunner
-    committer: Commits
+    committer: GroupCommitter
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:

@@ -6,7 +6,6 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Iterator
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -68,19 +67,15 @@ def serve(
     from api.web_protocol import OneWriteHttpToolsProtocol
     from api.web_workers import serve_workers
     from api.worker import projection_worker, web_workers_env
-    from api.writer import writer_process
 
     with platform_from_env(serving=True) as platform:
         count = workers or platform.settings.web_workers
         if count > 1:
             # Each worker process builds its own platform (see app_from_env); they
-            # share the log through the database, as separate servers would, and
-            # commit their posts themselves or (shared_writer) through one writer.
+            # share the log through the database, as separate servers would.
             platform.runner.start()
-            shared = platform.settings.shared_writer
             try:
-                writer = writer_process() if shared else nullcontext()
-                with web_workers_env(), writer:
+                with web_workers_env():
                     serve_workers(
                         uvicorn.Config(
                             "api.http.app:app_from_env",

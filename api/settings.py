@@ -110,13 +110,6 @@ class Settings(BaseSettings):
         description="Group commit: while posts come together, a group waits up to this "
         "long after its first post for others to join it (0: no wait)",
     )
-    shared_writer: bool = Field(
-        default=False,
-        description="With several HTTP processes, one more process commits the posts of "
-        "them all: larger groups and no two savers waiting on each other's table lock "
-        "(PostgreSQL's CPU per single post a quarter to a third less), for that "
-        "process's 60-70 MB; false: each HTTP process commits its own",
-    )
 
     @property
     def validation_workers(self) -> int:

@@ -94,7 +94,6 @@ class Bench:
             "mode": "quick" if args.quick else "full",
             "repeat": self.repeat,
             "web_workers": args.web_workers,
-            "shared_writer": args.shared_writer,
             "machine": machine(),
             "postgresql": pg_version(self.admin),
             "sizes": self.size,
@@ -182,11 +181,7 @@ class Bench:
         )
 
     def http_workloads(self, url: str, backend: str) -> None:
-        with Server(
-            url,
-            CRM_WEB_WORKERS=str(self.args.web_workers),
-            CRM_SHARED_WRITER=str(self.args.shared_writer).lower(),
-        ) as server:
+        with Server(url, CRM_WEB_WORKERS=str(self.args.web_workers)) as server:
             key = create_key(url)
             wait_caught_up(server.base, key)
             customers = self.demo.customers
@@ -386,12 +381,6 @@ def main() -> None:
         type=int,
         default=os.cpu_count() or 1,
         help="`crm serve --workers` for the HTTP workloads (default: one per core)",
-    )
-    parser.add_argument(
-        "--shared-writer",
-        action="store_true",
-        help="HTTP workloads: one writer process commits the posts of every HTTP "
-        "process (CRM_SHARED_WRITER=true)",
     )
     parser.add_argument(
         "--paced-read-load",

@@ -22,8 +22,6 @@ from api.http.responses import JSONResponse
 from api.http.routes import audit, events, health, mailings, reads, services
 from api.http.shortcuts import Shortcuts
 from api.memory import release_free_memory_every
-from api.store.group_commit import GroupCommitter
-from api.writer import WriterClient, client_from_env
 
 log = structlog.get_logger("crm.http")
 
@@ -46,9 +44,6 @@ def app_from_env() -> FastAPI:
 
     platform = build_platform(settings_from_env(), migrate=False, serving=True)
     platform.runner.followed_elsewhere = True
-    writer = client_from_env(local=platform.committer)
-    if writer is not None:  # `crm serve` runs one writer for all its HTTP processes
-        platform.committer = writer
     stop_when_orphaned(lambda: os.kill(os.getpid(), signal.SIGTERM))
     return create_app(platform, close_platform=True)
 
@@ -62,13 +57,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_projections:
             platform.runner.start()
-        writer = platform.committer
-        if isinstance(writer, WriterClient) and not await asyncio.to_thread(
-            writer.connect
-        ):
-            log.error("serve.writer_unreachable")  # posts answer 503 until it is
-        if isinstance(writer, GroupCommitter):
-            writer.gather = loop_gatherer(asyncio.get_running_loop())
+        platform.committer.gather = loop_gatherer(asyncio.get_running_loop())
         # Opened here, on the loop that serves the requests: the pool belongs to it.
         async_reads = platform.db.async_reads(platform.settings.read_pool_size)
         releasing = asyncio.create_task(release_free_memory_every())

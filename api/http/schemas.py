@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class EventResult(BaseModel):
@@ -53,11 +53,6 @@ class Readiness(BaseModel):
     head: int
     projections: list[ProjectionReadiness]
     projection_error: str | None
-    writer: Literal["connected", "unreachable"] | None = Field(
-        default=None,
-        description="With CRM_SHARED_WRITER: whether this HTTP process reaches the "
-        "writer (posts answer 503 while it does not); null when it commits its own",
-    )
 
 
 class View(BaseModel):

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -47,14 +47,6 @@ from domain.errors import DomainError
 from domain.handling import Decider
 
 log = structlog.get_logger("crm.group_commit")
-
-
-class Commits(Protocol):
-    """Takes an atomic batch of posted events; its future resolves once committed."""
-
-    def submit(self, raw_events: list[Any]) -> Future[Report]: ...
-
-    def close(self) -> None: ...
 
 
 class OverlayUnitOfWork(UnitOfWork):

@@ -67,10 +67,6 @@ class BatchRejected(Exception):
         self.problems = problems
         self.status = status
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Sent from the writer process to the HTTP process that asked (api.writer).
-        return (type(self), (self.code, self.message, self.problems, self.status))
-
 
 @dataclass
 class Report:

@@ -10,7 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.http.metrics import projection_states
 from api.http.schemas import COMMON_ERRORS, Health, Readiness
 from api.http.security import platform_of, require
-from api.writer import WriterClient
 
 router = APIRouter(tags=["operations"])
 
@@ -28,16 +27,12 @@ def readyz(
     """The database answers; each projection's position and lag behind the log head."""
     platform = platform_of(request)
     head, states = projection_states(platform)
-    writer = None
-    if isinstance(platform.committer, WriterClient):
-        writer = "connected" if platform.committer.connect(0) else "unreachable"
     return {
         "status": "ready",
         "database": "reachable",
         "head": head,
         "projections": [vars(state) for state in states],
         "projection_error": platform.runner.last_error,
-        "writer": writer,
     }
 
 
