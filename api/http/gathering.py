@@ -30,7 +30,10 @@ def loop_gatherer(
         deadline = time.monotonic() + seconds
         for _ in range(rounds):
             went_round = threading.Event()
-            loop.call_soon_threadsafe(went_round.set)
+            try:
+                loop.call_soon_threadsafe(went_round.set)
+            except RuntimeError:  # the loop is closed: nothing more comes from it
+                return
             if not went_round.wait(max(0.0, deadline - time.monotonic())):
                 return
 
