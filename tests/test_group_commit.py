@@ -26,6 +26,26 @@ def answers_of(futures: list[Future[Report]]) -> list[Report | BatchRejected]:
     return answers
 
 
+def hold_first_group(
+    committer: GroupCommitter,
+) -> tuple[threading.Event, threading.Event, list[int]]:
+    """Makes the committer's first group wait for `release` once `entered` is
+    set, so that the next requests queue up; `groups` records each group's size."""
+    entered, release = threading.Event(), threading.Event()
+    groups: list[int] = []
+    process = committer._process
+
+    def held(group: list) -> None:
+        if not groups:
+            entered.set()
+            release.wait(10)
+        groups.append(len(group))
+        process(group)
+
+    committer._process = held  # type: ignore[method-assign]
+    return entered, release, groups
+
+
 def test_concurrent_requests_are_each_atomic_and_stored_once(
     platform: Platform,
 ) -> None:
@@ -150,18 +170,7 @@ def test_repeats_in_a_group_that_did_not_look_are_still_duplicates_or_conflicts(
     """A group asks the log for repeats only after meeting one: the first group
     with repeats stores nothing twice, and answers each repeat as it should."""
     committer = GroupCommitter(platform.ingestor)
-    entered, release = threading.Event(), threading.Event()
-    groups: list[int] = []
-    process = committer._process
-
-    def held(group: list) -> None:  # the first group waits: the rest queue up
-        if not groups:
-            entered.set()
-            release.wait(10)
-        groups.append(len(group))
-        process(group)
-
-    committer._process = held  # type: ignore[method-assign]
+    entered, release, groups = hold_first_group(committer)
     try:
         customer, moved = registered(name="孔明"), registered(name="刘备")
         first = committer.submit([customer, moved])
@@ -256,18 +265,7 @@ def test_a_group_waits_for_company_only_while_requests_come_together(
         joined.append(committer.submit([registered(name="赵云")]))
 
     committer.gather = gather
-    entered, release = threading.Event(), threading.Event()
-    groups: list[int] = []
-    process = committer._process
-
-    def held(group: list) -> None:  # the first group waits: the next ones queue up
-        if not groups:
-            entered.set()
-            release.wait(10)
-        groups.append(len(group))
-        process(group)
-
-    committer._process = held  # type: ignore[method-assign]
+    entered, release, groups = hold_first_group(committer)
     try:
         first = committer.submit([registered(name="张飞")])
         assert entered.wait(10)
@@ -284,3 +282,28 @@ def test_a_group_waits_for_company_only_while_requests_come_together(
     assert groups == [1, 2, 2]
     assert all(a.outcomes[0].status == "stored" for a in answers)  # type: ignore[union-attr]
     assert answers[-1].outcomes[0].position == last.outcomes[0].position + 1  # type: ignore[union-attr]
+
+
+def test_a_wait_for_company_that_fails_leaves_no_request_unanswered(
+    platform: Platform,
+) -> None:
+    committer = GroupCommitter(platform.ingestor, delay_seconds=0.25)
+
+    def broken(seconds: float) -> None:
+        raise RuntimeError("the loop is gone")
+
+    committer.gather = broken
+    entered, release, groups = hold_first_group(committer)
+    try:
+        first = committer.submit([registered(name="周瑜")])
+        assert entered.wait(10)
+        queued = [committer.submit([registered(name=n)]) for n in ("鲁肃", "吕蒙")]
+        release.set()
+        answers = answers_of([first, *queued])
+        answers.append(
+            committer.ingest([registered(name="陆逊")])
+        )  # after a group of two
+    finally:
+        committer.close()
+    assert groups == [1, 2, 1]
+    assert all(a.outcomes[0].status == "stored" for a in answers)  # type: ignore[union-attr]

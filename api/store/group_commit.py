@@ -132,7 +132,7 @@ class GroupCommitter:
             if first is None:
                 return
             if busy and self.delay_seconds:
-                self.gather(self.delay_seconds)
+                self._wait_for_company()
             group = [first]
             size = len(first.raw_events)
             while size < self.max_group_events:
@@ -150,6 +150,12 @@ class GroupCommitter:
             # Let the group's bodies and answers go while waiting for the next.
             first = item = None
             group.clear()
+
+    def _wait_for_company(self) -> None:
+        try:
+            self.gather(self.delay_seconds)
+        except Exception:  # the group goes as it is: never a post left unanswered
+            log.exception("group_commit.gather_failed")
 
     def _process(self, group: list[_Request]) -> None:
         if len(group) == 1:
