@@ -4,7 +4,7 @@ The group-commit thread and the event loop share one interpreter. A group
 closed at once holds the two or three posts parsed so far, and then its work
 contends with the loop for the rest. A group that waits (`GroupCommitter`'s
 `delay_seconds`) lets the loop hand them over. Sleeping 1 ms already made
-single posts 15-25 % faster; waiting instead until the loop has gone round
+single posts 20-25 % faster; waiting instead until the loop has gone round
 a few times (each round runs every callback it has ready: a post's task
 reaches `submit` in about that many) adapts to what the loop holds, and was
 faster again (docs/benchmarks.md, twenty-fourth pass).
