@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
 from fastapi import FastAPI
 
 from api.bootstrap import Platform
@@ -22,8 +21,6 @@ from api.http.responses import JSONResponse
 from api.http.routes import audit, events, health, mailings, reads, services
 from api.http.shortcuts import Shortcuts
 from api.memory import release_free_memory_every
-
-log = structlog.get_logger("crm.http")
 
 DESCRIPTION = """\
 Event-sourced customer interactions: post events, read households and contact history.
