@@ -280,6 +280,8 @@ def test_a_group_waits_for_company_only_while_requests_come_together(
         committer.close()
     assert waits == [0.25]
     assert groups == [1, 2, 2]
+    counts = (committer.groups, committer.grouped_requests, committer.waits)
+    assert counts == (3, 5, 1)  # as /metrics reports them
     assert all(a.outcomes[0].status == "stored" for a in answers)  # type: ignore[union-attr]
     assert answers[-1].outcomes[0].position == last.outcomes[0].position + 1  # type: ignore[union-attr]
 

@@ -71,6 +71,10 @@ def test_metrics_expose_events_requests_and_projections(client: TestClient) -> N
     )
     assert "crm_http_request_duration_seconds_bucket" in text
     assert "crm_event_log_head 6.0" in text
+    # One post at a time: four groups of one, none of which waited.
+    assert "crm_group_commit_groups_total 4.0" in text
+    assert "crm_group_commit_requests_total 4.0" in text
+    assert "crm_group_commit_waits_total 0.0" in text
 
 
 def test_unknown_route_and_wrong_method_use_the_error_shape(

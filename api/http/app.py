@@ -13,7 +13,7 @@ from api.http.admission import BytesInFlight
 from api.http.body_limit import BodyLimit
 from api.http.errors import install_error_handlers
 from api.http.gathering import loop_gatherer
-from api.http.metrics import HttpMetrics
+from api.http.metrics import GroupCommitCounts, HttpMetrics
 from api.http.middleware import RequestContext
 from api.http.openapi import install_openapi
 from api.http.query_guard import QueryGuard
@@ -91,6 +91,7 @@ def create_app(
         platform.settings.max_event_bytes_in_flight
     )
     app.state.event_bytes_in_flight.export(app.state.metrics.registry)
+    app.state.metrics.registry.register(GroupCommitCounts(platform.committer))
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(events.router)

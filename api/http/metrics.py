@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from api.bootstrap import Platform
+from api.store.group_commit import GroupCommitter
 from projections.runner import read_positions
 
 
@@ -92,3 +95,29 @@ class HttpMetrics:
         for state in states:
             self.projection_position.labels(state.name).set(state.position)
             self.projection_lag.labels(state.name).set(state.lag)
+
+
+class GroupCommitCounts:
+    """This process's group commit, read at scrape time: groups saved, the posts
+    they held and the groups that waited for company (`GroupCommitter`)."""
+
+    def __init__(self, committer: GroupCommitter) -> None:
+        self.committer = committer
+
+    def collect(self) -> Iterator[Metric]:
+        committer = self.committer
+        yield CounterMetricFamily(
+            "crm_group_commit_groups",
+            "Groups of posts stored together (a lone post is a group of one)",
+            value=committer.groups,
+        )
+        yield CounterMetricFamily(
+            "crm_group_commit_requests",
+            "Posts taken in those groups (their ratio to groups: the mean group)",
+            value=committer.grouped_requests,
+        )
+        yield CounterMetricFamily(
+            "crm_group_commit_waits",
+            "Groups that waited for company before they were closed",
+            value=committer.waits,
+        )

@@ -99,6 +99,11 @@ class GroupCommitter:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Counts for /metrics, written by the group-commit thread alone: their
+        # ratio is the mean group, what `delay_seconds` is tuned by.
+        self.groups = 0
+        self.grouped_requests = 0
+        self.waits = 0
 
     def ingest(self, raw_events: list[Any]) -> Report:
         """Stores an atomic batch together with whatever else is waiting; blocks until committed."""
@@ -132,6 +137,7 @@ class GroupCommitter:
             if first is None:
                 return
             if busy and self.delay_seconds:
+                self.waits += 1
                 self._wait_for_company()
             group = [first]
             size = len(first.raw_events)
@@ -146,6 +152,8 @@ class GroupCommitter:
                 group.append(item)
                 size += len(item.raw_events)
             busy = len(group) > 1
+            self.groups += 1
+            self.grouped_requests += len(group)
             self._process(group)
             # Let the group's bodies and answers go while waiting for the next.
             first = item = None
