@@ -113,6 +113,16 @@ def pg_create(admin_url: str, name: str) -> str:
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
+def pg_copy(admin_url: str, source: str, name: str) -> str:
+    """A copy of database `source` (which nobody may be connected to) as `name`.
+    FILE_COPY copies the files after a checkpoint: 0.7 s for the 1.4 GB demo
+    database, against 4 s for the default, which writes every page to the WAL."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}" STRATEGY FILE_COPY')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
 def pg_drop(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

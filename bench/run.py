@@ -28,6 +28,7 @@ from bench.common import (
     create_key,
     machine,
     migrate,
+    pg_copy,
     pg_create,
     pg_drop,
     pg_version,
@@ -181,6 +182,8 @@ class Bench:
         )
 
     def http_workloads(self, url: str, backend: str) -> None:
+        if self.wants("post_batch"):
+            self.same_events_ingest(backend)
         with Server(url, CRM_WEB_WORKERS=str(self.args.web_workers)) as server:
             key = create_key(url)
             wait_caught_up(server.base, key)
@@ -256,6 +259,22 @@ class Bench:
                     )
                     self.add("mailing_plan", backend, run)
             self.serve_rss = server.peak_rss_mb
+
+    def same_events_ingest(self, backend: str) -> None:
+        """`ingest_fresh`, beside `post_batch`: each run on its own copy of the
+        database the server is about to serve, made while nothing is connected
+        to it, so that nothing runs beside the ingest (as beside workload 1) and
+        the server starts on the log it would have had without it."""
+        name = f"{self.db_name}_fresh"
+        for r in range(self.repeat):
+            url = pg_copy(self.admin, self.db_name, name)
+            try:
+                run = workloads_store.ingest_fresh(
+                    url, self.work, self.demo.customers, self.size["batch"], 250 + r
+                )
+            finally:
+                pg_drop(self.admin, name)
+            self.add("ingest_fresh", backend, run)
 
     def memory(self) -> None:
         large = self.runs.get("rebuild", {}).get("postgresql", [])

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from bench import data
 from bench.common import CRM, crm_env, run_measured
 
 
@@ -24,6 +27,21 @@ def ingest_file(url: str, path: Path, expected: int) -> dict[str, Any]:
         "count": stored,
         "peak_rss_mb": result.peak_rss_mb,
     }
+
+
+def ingest_fresh(
+    url: str, workdir: Path, customers: list[str], count: int, seed: int
+) -> dict[str, Any]:
+    """`crm ingest` of the events `post_batch` posts (`data.fresh_events`, another
+    seed): workload 4's own events through workload 1's path, so that the HTTP
+    edge's cost is seen apart from what its events cost. Four in five are
+    contacts of customers chosen at random, each loaded to check it exists; the
+    demo log names mostly what it created a few events before."""
+    path = workdir / f"fresh-{seed}.jsonl"
+    with path.open("wb") as out:
+        for event in data.fresh_events(seed, customers, count):
+            out.write(orjson.dumps(event) + b"\n")
+    return ingest_file(url, path, count)
 
 
 def rebuild(url: str, log_events: int, jobs: int | None = None) -> dict[str, Any]:
