@@ -6,6 +6,7 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -56,12 +57,23 @@ def serve(
             min=1, max=64, help="HTTP server processes (default: CRM_WEB_WORKERS, 1)."
         ),
     ] = None,
+    projections: Annotated[
+        bool | None,
+        typer.Option(
+            "--projections/--no-projections",
+            help="Follow the log with the projections here (default: "
+            "CRM_SERVE_PROJECTIONS, true). --no-projections: `crm project` runs "
+            "them elsewhere, once for every server.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API and the projections (migrates an empty database first).
 
     With one process, the projections run in a supervised child process; with
     --workers N, the N HTTP processes are children and this process, which
-    only supervises them, runs the projections itself."""
+    only supervises them, runs the projections itself. With --no-projections
+    the views move only as a `crm project` elsewhere moves them; reads that
+    pass min_position wait for it all the same."""
     import uvicorn
 
     from api.web_protocol import OneWriteHttpToolsProtocol
@@ -70,10 +82,14 @@ def serve(
 
     with platform_from_env(serving=True) as platform:
         count = workers or platform.settings.web_workers
+        follow = platform.settings.serve_projections
+        if projections is not None:
+            follow = projections
         if count > 1:
             # Each worker process builds its own platform (see app_from_env); they
             # share the log through the database, as separate servers would.
-            platform.runner.start()
+            if follow:
+                platform.runner.start()
             try:
                 with web_workers_env():
                     serve_workers(
@@ -95,7 +111,7 @@ def serve(
         # projections), and FastAPI would add 13 MB to it for nothing.
         from api.http.app import create_app
 
-        with projection_worker():
+        with projection_worker() if follow else nullcontext():
             platform.runner.followed_elsewhere = True
             app = create_app(platform)
             uvicorn.run(

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         le=64,
         description="HTTP server processes in `crm serve` (one per core pays on PostgreSQL)",
     )
+    serve_projections: bool = Field(
+        default=True,
+        description="`crm serve` follows the log with the projections; false where "
+        "one `crm project` feeds them for every server (several web hosts, one "
+        "projector), so that they do not take the web processes' cores",
+    )
     commit_delay_seconds: float = Field(
         default=0.002,
         ge=0,
