@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,12 +115,17 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 def start_server(
-    database_url: str, port: int, log_path: Path, **extra_env: str
+    database_url: str,
+    port: int,
+    log_path: Path,
+    args: Sequence[str] = (),
+    **extra_env: str,
 ) -> subprocess.Popen[bytes]:
+    """`crm serve --port PORT *args`, once it answers /healthz."""
     crm = Path(sys.executable).parent / "crm"
     log = log_path.open("ab")
     process = subprocess.Popen(
-        [str(crm), "serve", "--port", str(port)],
+        [str(crm), "serve", "--port", str(port), *args],
         env=server_env(database_url, **extra_env),
         stdout=log,
         stderr=log,

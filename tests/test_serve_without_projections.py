@@ -9,10 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
 from scripts.soak import (
     free_port,
@@ -20,31 +18,11 @@ from scripts.soak import (
     registration,
     scratch_postgres,
     server_env,
+    start_server,
     stop_server,
 )
 
 CRM = str(Path(sys.executable).parent / "crm")
-
-
-def _start(url: str, port: int, log: Path, args: list[str], env: dict[str, str]) -> Any:
-    with log.open("ab") as out:
-        server = subprocess.Popen(
-            [CRM, "serve", "--port", str(port), *args],
-            env=server_env(url, **env),
-            stdout=out,
-            stderr=out,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_server(server)
-    pytest.fail("crm serve did not start")
 
 
 def _positions(base: str, headers: dict[str, str]) -> tuple[int, list[int]]:
@@ -59,7 +37,7 @@ def _views_wait_for_a_projector(
     headers = {"Authorization": f"Bearer {key}"}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = _start(url, port, tmp_path / "serve.log", args, env)
+    server = start_server(url, port, tmp_path / "serve.log", args, **env)
     projector = None
     try:
         event = registration(random.Random(3))
