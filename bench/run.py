@@ -28,7 +28,6 @@ from bench.common import (
     create_key,
     machine,
     migrate,
-    pg_copy,
     pg_create,
     pg_drop,
     pg_version,
@@ -267,7 +266,7 @@ class Bench:
         the server starts on the log it would have had without it."""
         name = f"{self.db_name}_fresh"
         for r in range(self.repeat):
-            url = pg_copy(self.admin, self.db_name, name)
+            url = pg_create(self.admin, name, template=self.db_name)
             try:
                 run = workloads_store.ingest_fresh(
                     url, self.work, self.demo.customers, self.size["batch"], 250 + r
